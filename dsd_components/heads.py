@@ -1,0 +1,71 @@
+"""Bottleneck heads: a 1x1x1 projection to class logits, then learnable upsampling to the input size."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["BottleneckHead", "upsample_steps"]
+
+
+def upsample_steps(scale: Sequence[int]) -> list[tuple[int, ...]]:
+    """Split a per-axis upsampling factor into x2 transposed-conv steps.
+
+    ``(16, 16, 8)`` becomes four steps whose strides are ``(2, 2, 2)`` three times and ``(2, 2, 1)`` once, so
+    anisotropic backbones (nnU-Net plans with per-axis strides) are covered too.
+    """
+    exps = []
+    for s in scale:
+        e = int(round(math.log2(s))) if s > 0 else -1
+        if s < 1 or 2**e != s:
+            raise ValueError(f"DSD heads upsample by powers of two per axis; got scale {tuple(scale)}.")
+        exps.append(e)
+    n = max(exps)
+    return [tuple(2 if i < e else 1 for e in exps) for i in range(n)]
+
+
+class BottleneckHead(nn.Module):
+    """The DSD "bottleneck" head of one tapped stage.
+
+    A 1x1x1 convolution maps the stage's features to class logits, then transposed convolutions upsample them
+    by ``scale`` to the input resolution. As in the paper's reference code, one x2 transposed convolution is
+    applied repeatedly when every step is the same (``tie_upsampling=True``); this keeps each head at a few
+    hundred parameters. A head at full resolution keeps a 1x1x1 transposed convolution so every head is
+    ``projection -> learnable upsampling``.
+
+    The temperature softmax of the paper is applied by :class:`dsd_components.loss.DSDLoss`, not here, so the
+    head returns logits that can also be supervised with DiceCE.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        scale: Sequence[int] | int,
+        tie_upsampling: bool = True,
+    ) -> None:
+        super().__init__()
+        scale_t = tuple(scale) if isinstance(scale, Sequence) else (int(scale),) * spatial_dims
+        if len(scale_t) != spatial_dims:
+            raise ValueError(f"scale {scale_t} must have {spatial_dims} entries.")
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[spatial_dims]
+        deconv = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[spatial_dims]
+        self.scale = scale_t
+        self.proj = conv(in_channels, out_channels, kernel_size=1, bias=True)
+        steps = upsample_steps(scale_t)
+        if not steps:  # full resolution: a learnable 1x1x1 map keeps the head shape uniform
+            steps = [(1,) * spatial_dims]
+        self.num_steps = len(steps)
+        tied = tie_upsampling and all(s == steps[0] for s in steps)
+        distinct = [steps[0]] if tied else steps
+        self.up = nn.ModuleList(deconv(out_channels, out_channels, kernel_size=s, stride=s, bias=True) for s in distinct)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x)
+        for i in range(self.num_steps):
+            x = self.up[min(i, len(self.up) - 1)](x)
+        return x

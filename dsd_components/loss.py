@@ -1,0 +1,146 @@
+"""DSD loss (paper Eq. 1-5): DiceCE on the main output, deep supervision of decoder heads, and
+pixel-wise KL self-distillation on the encoder and decoder sides."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from torch.nn.modules.loss import _Loss
+
+from .network import DSD_MODES, DSDOutput
+
+__all__ = ["DSDLoss", "pixelwise_kl", "MODE_WEIGHTS"]
+
+# (deep supervision, encoder KL, decoder KL, teacher kind) of every ablation in Tables 5 and 6.
+MODE_WEIGHTS = {
+    "basic": (False, False, False, "deepest"),
+    "ds": (True, False, False, "deepest"),
+    "sdd": (True, False, True, "deepest"),
+    "sde": (True, True, False, "deepest"),
+    "dsd": (True, True, True, "deepest"),
+    "mean_teacher": (True, True, True, "mean"),
+    "reversed_teacher": (True, True, True, "reversed"),
+}
+assert set(MODE_WEIGHTS) == set(DSD_MODES)
+
+
+def pixelwise_kl(student: torch.Tensor, teacher_log_prob: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) per voxel, summed over classes, mean over batch and voxels, times T^2.
+
+    ``teacher_log_prob`` is ``log_softmax(teacher / T)`` (computed once per side and shared by every student).
+    Written with log-probabilities on both sides, so it is exact where the teacher's probability underflows to 0
+    and never forms ``0 * log 0``.
+    """
+    log_s = F.log_softmax(student.float() / temperature, dim=1)
+    kl = (teacher_log_prob.exp() * (teacher_log_prob - log_s)).sum(dim=1)
+    return kl.mean() * temperature**2
+
+
+class DSDLoss(_Loss):
+    """One loss for every DSD ablation.
+
+    ``total = DiceCE(main) + lambda_ds * sum_d DiceCE(dec_d) + alpha * sum_e KL(enc teacher || enc_e)
+    + beta * sum_d KL(dec teacher || dec_d) [+ feature_l2 * sum MSE(student, teacher)]``
+
+    Modes: ``basic`` (DiceCE on the main output only: exactly MONAI ``DiceCELoss``), ``ds`` (+ deep supervision),
+    ``sdd`` (+ decoder KL), ``sde`` (+ encoder KL), ``dsd`` (both), ``mean_teacher`` (teacher = mean of that side's
+    head logits, every head a student), ``reversed_teacher`` (Encoder 1 teaches Encoders 2..Z; Decoder Z teaches
+    Decoders 1..Z-1). ``alpha``/``beta`` act only where the mode enables that side, so ``dsd`` with
+    ``alpha=beta=0`` equals ``ds``.
+
+    A plain tensor input (validation, or the backbone alone) gets the main DiceCE.
+
+    Args:
+        mode: one of :data:`dsd_components.network.DSD_MODES`.
+        lambda_ds, alpha, beta: weights of deep supervision, encoder KL and decoder KL (paper: 1, 1, 1).
+        temperature: softmax temperature T of the KL terms (paper: 3).
+        detach_teacher: stop gradients into the teacher head (the reference code lets them flow).
+        feature_l2: weight of an L2 (MSE) term between student and teacher head logits, the paper's dropped
+            ablation (reference weight 1e-4); 0 disables it.
+        dice_ce_kwargs: overrides for :class:`monai.losses.DiceCELoss` (defaults: softmax, one-hot labels,
+            background included, lambda_dice = lambda_ce = 1).
+    """
+
+    def __init__(
+        self,
+        mode: str = "dsd",
+        lambda_ds: float = 1.0,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        temperature: float = 3.0,
+        detach_teacher: bool = False,
+        feature_l2: float = 0.0,
+        dice_ce_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if mode not in MODE_WEIGHTS:
+            raise ValueError(f"Unknown dsd_mode {mode!r}; choose one of {', '.join(MODE_WEIGHTS)}.")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        self.mode = mode
+        self.use_ds, self.use_enc, self.use_dec, self.teacher = MODE_WEIGHTS[mode]
+        self.lambda_ds, self.alpha, self.beta = float(lambda_ds), float(alpha), float(beta)
+        self.temperature = float(temperature)
+        self.detach_teacher = detach_teacher
+        self.feature_l2 = float(feature_l2)
+        kw = {"include_background": True, "to_onehot_y": True, "softmax": True, "lambda_dice": 1.0, "lambda_ce": 1.0}
+        kw.update(dice_ce_kwargs or {})
+        self.dice_ce = DiceCELoss(**kw)
+        self.last_terms: dict[str, torch.Tensor] = {}
+
+    def _teacher_and_students(self, heads: Sequence[torch.Tensor], side: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if self.teacher == "mean":
+            return torch.stack(list(heads)).mean(0), list(heads)
+        deepest = (len(heads) - 1) if side == "enc" else 0  # Encoder Z / Decoder 1
+        shallowest = 0 if side == "enc" else len(heads) - 1  # Encoder 1 / Decoder Z
+        t = deepest if self.teacher == "deepest" else shallowest
+        return heads[t], [h for i, h in enumerate(heads) if i != t]
+
+    def distillation(self, heads: Sequence[torch.Tensor], side: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of KL terms, sum of L2 terms) of one side."""
+        if len(heads) < 2:
+            raise ValueError(f"Self-distillation on the {side}oder side needs >= 2 heads, got {len(heads)}.")
+        teacher, students = self._teacher_and_students(heads, side)
+        if self.detach_teacher:
+            teacher = teacher.detach()
+        t_log = F.log_softmax(teacher.float() / self.temperature, dim=1)
+        kl = sum(pixelwise_kl(s, t_log, self.temperature) for s in students)
+        l2 = sum(F.mse_loss(s.float(), teacher.float()) for s in students) if self.feature_l2 else teacher.new_zeros(())
+        return kl, l2
+
+    def forward(self, output: DSDOutput | torch.Tensor | Sequence, target: torch.Tensor) -> torch.Tensor:
+        if isinstance(output, torch.Tensor):
+            return self.dice_ce(output, target)
+        if not isinstance(output, DSDOutput):
+            output = DSDOutput(*output)
+        main, enc, dec = output
+        for name, h in [("encoder", x) for x in enc] + [("decoder", x) for x in dec]:
+            if h.shape != main.shape:
+                raise ValueError(f"A {name} head output has shape {tuple(h.shape)}, the main output {tuple(main.shape)}.")
+        need_enc = self.use_enc and (self.alpha or self.feature_l2)
+        need_dec = (self.use_ds and self.lambda_ds) or (self.use_dec and (self.beta or self.feature_l2))
+        if need_enc and not enc:
+            raise ValueError(f"dsd_mode={self.mode!r} needs encoder heads; build DSDNetwork with the same mode.")
+        if need_dec and not dec:
+            raise ValueError(f"dsd_mode={self.mode!r} needs decoder heads; build DSDNetwork with the same mode.")
+
+        main_loss = self.dice_ce(main, target)
+        total = main_loss
+        terms = {"main": main_loss.detach()}
+        if self.use_ds and self.lambda_ds:
+            ds = sum(self.dice_ce(h, target) for h in dec)
+            total = total + self.lambda_ds * ds
+            terms["ds"] = ds.detach()
+        for side, heads, weight, used in (("enc", enc, self.alpha, self.use_enc), ("dec", dec, self.beta, self.use_dec)):
+            if not used or not (weight or self.feature_l2):
+                continue
+            kl, l2 = self.distillation(heads, side)
+            total = total + weight * kl + self.feature_l2 * l2
+            terms[f"kl_{side}"] = kl.detach()
+            if self.feature_l2:
+                terms[f"l2_{side}"] = l2.detach()
+        self.last_terms = terms  # detached tensors, for logging each term without a device sync here
+        return total

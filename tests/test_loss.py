@@ -1,0 +1,111 @@
+"""DSD loss checked against an independent, straightforward computation of the paper's Eq. 1-5."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+
+from dsd_components import DSDLoss, DSDOutput
+from dsd_components.loss import pixelwise_kl
+
+C, Z, SHAPE = 4, 4, (2, 4, 6, 6, 5)
+
+
+def _out(seed: int = 0) -> tuple[DSDOutput, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    r = lambda: torch.randn(*SHAPE, generator=g)  # noqa: E731
+    out = DSDOutput(r(), tuple(r() for _ in range(Z)), tuple(r() for _ in range(Z)))
+    label = torch.randint(0, C, (SHAPE[0], 1, *SHAPE[2:]), generator=g)
+    return out, label
+
+
+def _reference_kl(student, teacher, T):
+    # torch's own KLDivLoss on (log-student, teacher-probabilities), as the reference implementation does
+    kl = torch.nn.KLDivLoss(reduction="none")(F.log_softmax(student / T, 1), F.softmax(teacher / T, 1))
+    return kl.sum(1).mean() * T * T
+
+
+def _reference(out, label, mode, lam=1.0, alpha=1.0, beta=1.0, T=3.0):
+    dce = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True)
+    total = dce(out.main, label)
+    if mode == "basic":
+        return total
+    total = total + lam * sum(dce(d, label) for d in out.decoders)
+    enc, dec = list(out.encoders), list(out.decoders)
+    if mode in ("sde", "dsd"):
+        total = total + alpha * sum(_reference_kl(s, enc[-1], T) for s in enc[:-1])
+    if mode in ("sdd", "dsd"):
+        total = total + beta * sum(_reference_kl(s, dec[0], T) for s in dec[1:])
+    if mode == "mean_teacher":
+        me, md = sum(enc) / len(enc), sum(dec) / len(dec)
+        total = total + alpha * sum(_reference_kl(s, me, T) for s in enc) + beta * sum(_reference_kl(s, md, T) for s in dec)
+    if mode == "reversed_teacher":
+        total = total + alpha * sum(_reference_kl(s, enc[0], T) for s in enc[1:])
+        total = total + beta * sum(_reference_kl(s, dec[-1], T) for s in dec[:-1])
+    return total
+
+
+@pytest.mark.parametrize("mode", ["basic", "ds", "sdd", "sde", "dsd", "mean_teacher", "reversed_teacher"])
+@pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0, 3.0), (0.5, 0.3, 2.0, 1.5)])
+def test_each_mode_matches_reference(mode, weights):
+    lam, alpha, beta, T = weights
+    out, label = _out()
+    ours = DSDLoss(mode, lambda_ds=lam, alpha=alpha, beta=beta, temperature=T)(out, label)
+    ref = _reference(out, label, mode, lam, alpha, beta, T)
+    assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6), (float(ours), float(ref))
+
+
+def test_basic_is_monai_dicece_and_ds_is_dsd_without_kl():
+    out, label = _out(1)
+    assert torch.equal(DSDLoss("basic")(out, label), DiceCELoss(to_onehot_y=True, softmax=True)(out.main, label))
+    assert torch.allclose(DSDLoss("ds")(out, label), DSDLoss("dsd", alpha=0, beta=0)(out, label))
+    assert torch.equal(DSDLoss("dsd")(out.main, label), DiceCELoss(to_onehot_y=True, softmax=True)(out.main, label))
+
+
+def test_kl_zero_when_student_equals_teacher_and_t2_scaling():
+    t = torch.randn(2, C, 5, 5, 5)
+    assert float(pixelwise_kl(t.clone(), F.log_softmax(t / 3, 1), 3.0)) == pytest.approx(0.0, abs=1e-6)
+    s = torch.randn(2, C, 5, 5, 5)
+    for T in (1.0, 2.0, 4.0):
+        raw = (F.softmax(t / T, 1) * (F.log_softmax(t / T, 1) - F.log_softmax(s / T, 1))).sum(1).mean()
+        assert torch.allclose(pixelwise_kl(s, F.log_softmax(t / T, 1), T), raw * T * T, rtol=1e-5)
+    # identical heads on a side: the whole distillation term vanishes
+    out, label = _out(2)
+    same = DSDOutput(out.main, (out.encoders[0],) * Z, (out.decoders[0],) * Z)
+    assert torch.allclose(DSDLoss("dsd")(same, label), DSDLoss("ds")(same, label), atol=1e-6)
+
+
+def test_gradient_flow_into_teacher_and_detach_option():
+    out, label = _out(3)
+    heads = [h.clone().requires_grad_() for h in out.decoders]
+    DSDLoss("sdd", lambda_ds=0.0)(DSDOutput(out.main, (), tuple(heads)), label).backward()
+    assert heads[0].grad is not None and heads[0].grad.abs().sum() > 0  # the reference lets the teacher learn
+    heads = [h.clone().requires_grad_() for h in out.decoders]
+    DSDLoss("sdd", lambda_ds=0.0, detach_teacher=True)(DSDOutput(out.main, (), tuple(heads)), label).backward()
+    assert heads[0].grad is None
+    assert heads[1].grad.abs().sum() > 0
+
+
+def test_feature_l2_term():
+    out, label = _out(4)
+    base = DSDLoss("dsd")(out, label)
+    with_l2 = DSDLoss("dsd", feature_l2=1e-2)(out, label)
+    enc, dec = out.encoders, out.decoders
+    l2 = sum(F.mse_loss(s, enc[-1]) for s in enc[:-1]) + sum(F.mse_loss(s, dec[0]) for s in dec[1:])
+    assert torch.allclose(with_l2 - base, 1e-2 * l2, rtol=1e-4)
+
+
+def test_clear_errors():
+    out, label = _out(5)
+    with pytest.raises(ValueError, match="dsd_mode"):
+        DSDLoss("dsdd")
+    with pytest.raises(ValueError, match=">= 2 heads"):
+        DSDLoss("dsd")(DSDOutput(out.main, out.encoders[:1], out.decoders), label)
+    with pytest.raises(ValueError, match="shape"):
+        DSDLoss("dsd")(DSDOutput(out.main, out.encoders, (out.decoders[0][..., :2],) + out.decoders[1:]), label)
+    with pytest.raises(ValueError, match="encoder heads"):
+        DSDLoss("dsd")(DSDOutput(out.main, (), out.decoders), label)
+    with pytest.raises(ValueError, match="temperature"):
+        DSDLoss("dsd", temperature=0)
