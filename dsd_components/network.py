@@ -11,7 +11,7 @@ from torch import nn
 from .heads import BottleneckHead
 from .taps import ProbedTap, probe_taps, resolve, tap_spec_for
 
-__all__ = ["DSDOutput", "DSDNetwork", "heads_needed", "DSD_MODES"]
+__all__ = ["DSDOutput", "DSDNetwork", "heads_needed", "DSD_MODES", "ddp_needs_unused_parameters"]
 
 DSD_MODES = ("basic", "ds", "sdd", "sde", "dsd", "mean_teacher", "reversed_teacher")
 
@@ -143,3 +143,12 @@ class DSDNetwork(nn.Module):
         """Trainable parameters of the backbone alone and of the whole DSD network."""
         count = lambda ps: sum(p.numel() for p in ps if p.requires_grad)  # noqa: E731
         return {"backbone": count(self.backbone.parameters()), "dsd": count(self.parameters())}
+
+
+def ddp_needs_unused_parameters(backbone: nn.Module) -> bool:
+    """Whether DDP must look for parameters without gradients.
+
+    DSD builds only the heads its mode uses, so the heads never need it; MONAI >= 1.3's ViT blocks (UNETR) carry an
+    unused ``norm_cross_attn`` LayerNorm, which does.
+    """
+    return any("norm_cross_attn" in name for name, _ in backbone.named_parameters())
