@@ -61,14 +61,26 @@ def backbone_state_dict(checkpoint: Mapping[str, torch.Tensor] | Mapping[str, Ma
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: no reader ever sees half a file."""
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename: a reader (or a run restarted after
+    SIGKILL or a power cut) sees the old file or the new one, never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped weights should be readable like any torch.save output
         os.replace(tmp, path)
+        try:  # make the rename itself durable
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:  # not supported on every OS / file system
+            pass
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

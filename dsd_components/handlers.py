@@ -1,9 +1,11 @@
-"""Ignite handlers that MONAI does not provide: crash-safe resume and a backbone-only best model.
+"""Ignite handlers that MONAI does not provide: crash-safe, exact resume and a backbone-only best model.
 
 MONAI's ``CheckpointSaver`` names files by epoch and forgets the best score when a run restarts, so a resumed run
 could overwrite the best model with a worse one. :class:`DSDCheckpointer` keeps one ``latest.pt`` (written
-atomically after every epoch, validation included) and restores model, optimizer, scheduler, epoch and best metric
-from it when the same command starts again.
+atomically after every epoch, validation included) and restores model, optimizer, scheduler, AMP scaler, epoch and
+best metric from it when the same command starts again. With ``seed`` it also reseeds every random number source at
+the start of each epoch, so a run killed at any point and restarted repeats the interrupted epoch exactly: the
+resumed run ends with the same weights as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -11,22 +13,30 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
 from .export import atomic_save, backbone_state_dict, load_checkpoint
 
-__all__ = ["DSDCheckpointer"]
+__all__ = ["DSDCheckpointer", "epoch_seed"]
 
 logger = logging.getLogger(__name__)
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
     return net.module if isinstance(net, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else net
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A 32-bit seed for (seed, rank, epoch): independent streams per epoch and per DDP rank."""
+    return int(np.random.SeedSequence([int(seed) % 2**32, int(rank), int(epoch)]).generate_state(1)[0])
 
 
 class DSDCheckpointer:
@@ -39,7 +49,15 @@ class DSDCheckpointer:
         validator: the evaluator whose ``key_metric`` (higher is better) selects the best model.
         key_metric: name of the metric in ``validator.state.metrics``.
         resume: load ``latest.pt`` when it exists.
-        rank: only rank 0 writes files (multi-GPU); every rank resumes.
+        rank: only rank 0 writes files (multi-GPU); every rank resumes. ``None``: this process's rank in the
+            initialised process group (0 without one).
+        seed: when given, torch / numpy / random and ``transform`` are reseeded from (seed, rank, epoch) at the start
+            of every epoch, so an interrupted epoch is replayed identically after resume.
+        transform: the training transform chain (a MONAI ``Randomizable`` such as ``Compose``) to reseed.
+
+    The checkpoint is read when the handler is attached, before the trainer runs, so ignite logs
+    "Engine run resuming from iteration X, epoch Y" and a checkpoint that does not fit the network stops the run
+    with one clear message instead of a traceback.
     """
 
     def __init__(
@@ -53,7 +71,9 @@ class DSDCheckpointer:
         resume: bool = True,
         model_filename: str = "model.pt",
         latest_filename: str = "latest.pt",
-        rank: int = 0,
+        rank: int | None = None,
+        seed: int | None = None,
+        transform: Any = None,
     ) -> None:
         self.save_dir = Path(save_dir)
         self.network, self.optimizer, self.lr_scheduler = network, optimizer, lr_scheduler
@@ -61,38 +81,115 @@ class DSDCheckpointer:
         self.resume = resume
         self.model_path = self.save_dir / model_filename
         self.latest_path = self.save_dir / latest_filename
-        self.rank = rank
+        self._rank = rank
+        self.seed = None if seed is None else int(seed)
+        self.transform = transform
         self.best_metric = -math.inf
         self.best_epoch = -1
+        self._resume_epoch: int | None = None
+        self._resume_iteration = 0
+        self._scaler_state: dict | None = None
+
+    @property
+    def rank(self) -> int:
+        """Resolved when used: bundles may build handlers before ``initialize`` sets up the process group."""
+        if self._rank is not None:
+            return self._rank
+        dist = torch.distributed
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
     def attach(self, engine: Engine) -> None:
+        if self.rank == 0:
+            self._remove_stale_tmp()
+        if self.resume and self.latest_path.exists():
+            self._load(engine)
         engine.add_event_handler(Events.STARTED, self.on_started)
+        engine.add_event_handler(Events.EPOCH_STARTED, self.on_epoch_started)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.on_epoch_completed)
         engine.add_event_handler(Events.COMPLETED, self.on_completed)
 
     # -- resume -------------------------------------------------------------------------------------------------
-    def on_started(self, engine: Engine) -> None:
-        if not (self.resume and self.latest_path.exists()):
-            return
-        ckpt = load_checkpoint(self.latest_path)
-        _unwrap(self.network).load_state_dict(ckpt["network"], strict=True)
-        if self.optimizer is not None and "optimizer" in ckpt:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.lr_scheduler is not None and "lr_scheduler" in ckpt:
-            self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
-        engine.state.epoch = int(ckpt["epoch"])
-        engine.state.iteration = int(ckpt["iteration"])
+    def _fail(self, what: str, exc: BaseException) -> None:
+        msg = (f"cannot resume from {self.latest_path}: {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})."
+               " It was probably written by a different network or settings (--dsd_mode, network_def, patch_size): "
+               "move or delete it to start from scratch, or pass --resume false.")
+        logger.error(msg)
+        print(msg, file=sys.stderr)
+        raise SystemExit(2)
+
+    def _load(self, engine: Engine) -> None:
+        try:
+            ckpt = load_checkpoint(self.latest_path)
+            epoch, iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
+        except Exception as exc:  # truncated copy, not a checkpoint, pickled objects
+            self._fail("the file is not a readable DSD checkpoint", exc)
+        try:
+            _unwrap(self.network).load_state_dict(ckpt["network"], strict=True)
+        except Exception as exc:
+            self._fail("its weights do not fit this network", exc)
+        try:
+            if self.optimizer is not None and "optimizer" in ckpt:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.lr_scheduler is not None and "lr_scheduler" in ckpt:
+                self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+        except Exception as exc:
+            self._fail("its optimizer or scheduler state does not fit", exc)
+        self._scaler_state = ckpt.get("scaler")
+        epoch_length = getattr(engine.state, "epoch_length", None)
+        if epoch_length and iteration != epoch * epoch_length:
+            logger.warning(f"{self.latest_path}: {iteration} iterations in {epoch} epochs but an epoch is now "
+                           f"{epoch_length} iterations (the data changed): counting from iteration {epoch * epoch_length}")
+            iteration = epoch * epoch_length
+        self._resume_epoch, self._resume_iteration = epoch, iteration
+        max_epochs = getattr(engine.state, "max_epochs", None)
+        if max_epochs is None or epoch < max_epochs:
+            # set before Engine.run(): ignite then logs "Engine run resuming from iteration X, epoch Y"
+            engine.state.epoch, engine.state.iteration = epoch, iteration
         self.best_metric = float(ckpt.get("best_metric", -math.inf))
         self.best_epoch = int(ckpt.get("best_epoch", -1))
         if self.validator is not None:
             self.validator.state.best_metric = self.best_metric
             self.validator.state.best_metric_epoch = self.best_epoch
         logger.info(
-            f"Resumed from {self.latest_path}: epoch {engine.state.epoch}, best {self.key_metric} "
-            f"{self.best_metric:.4f} (epoch {self.best_epoch}). Delete it to start from scratch."
+            f"Resumed from {self.latest_path}: epoch {epoch}, iteration {iteration}, best {self.key_metric} "
+            f"{self.best_metric:.4f} (epoch {self.best_epoch}). Delete it (or pass --resume false) to start from scratch."
         )
 
+    def on_started(self, engine: Engine) -> None:
+        if self._resume_epoch is None:
+            return
+        if engine.state.epoch < self._resume_epoch:
+            # the checkpoint already reached max_epochs, so ignite started a fresh state: keep it finished
+            engine.state.epoch, engine.state.iteration = self._resume_epoch, self._resume_iteration
+            logger.warning(f"{self.latest_path} is at epoch {self._resume_epoch} >= num_epochs "
+                           f"{engine.state.max_epochs}: nothing left to train. Raise --num_epochs to continue, or "
+                           "delete it to start over.")
+        scaler = getattr(engine, "scaler", None)  # MONAI's trainer creates its AMP scaler in run()
+        if scaler is not None and self._scaler_state:
+            scaler.load_state_dict(self._scaler_state)
+
+    def on_epoch_started(self, engine: Engine) -> None:
+        if self.seed is None:
+            return
+        s = epoch_seed(self.seed, engine.state.epoch, self.rank)
+        torch.manual_seed(s)
+        random.seed(s)
+        np.random.seed(s)
+        if self.transform is not None and hasattr(self.transform, "set_random_state"):
+            self.transform.set_random_state(seed=s)
+
     # -- save ---------------------------------------------------------------------------------------------------
+    def _remove_stale_tmp(self) -> None:
+        """Half-written temporaries left by a run killed inside atomic_save."""
+        if not self.save_dir.is_dir():
+            return
+        for name in (self.latest_path.name, self.model_path.name):
+            for tmp in self.save_dir.glob(f".{name}.*.tmp"):
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+
     def _save_backbone(self) -> None:
         atomic_save(backbone_state_dict(_unwrap(self.network).state_dict()), self.model_path)
 
@@ -108,7 +205,7 @@ class DSDCheckpointer:
                     logger.info(f"New best {self.key_metric} {value:.4f} at epoch {epoch}: saved {self.model_path}")
         if self.rank != 0:
             return
-        state = {
+        state: dict[str, Any] = {
             "network": _unwrap(self.network).state_dict(),
             "epoch": epoch,
             "iteration": engine.state.iteration,
@@ -119,6 +216,9 @@ class DSDCheckpointer:
             state["optimizer"] = self.optimizer.state_dict()
         if self.lr_scheduler is not None:
             state["lr_scheduler"] = self.lr_scheduler.state_dict()
+        scaler = getattr(engine, "scaler", None)
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
         atomic_save(state, self.latest_path)
 
     def on_completed(self, engine: Engine) -> None:

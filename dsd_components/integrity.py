@@ -112,7 +112,7 @@ def _label_values(data: np.ndarray) -> np.ndarray | None:
 
 
 def _check_labels(path: str, values: np.ndarray | None, info: DatasetInfo, errors: list[str],
-                  warnings: list[str]) -> None:
+                  warnings: list[str], blank_image: str | None = None) -> None:
     if values is None:
         errors.append(f"{path}: label has non-integer, NaN or Inf values: labels must be integer class maps, "
                       "re-export with nearest-neighbour interpolation")
@@ -128,7 +128,11 @@ def _check_labels(path: str, values: np.ndarray | None, info: DatasetInfo, error
     elif raw and (vals & raw) and (vals & (classes - {0})):
         errors.append(f"{path}: label mixes raw {info.name} values {sorted(vals & raw)} with class indices "
                       f"{sorted(vals & (classes - {0}))}: use either raw values or 0..{info.num_classes - 1}")
-    if vals <= {0}:
+    if vals <= {0} and blank_image is not None:
+        errors.append(f"{path}: label has no foreground and its image {blank_image} is blank: nothing to learn, and "
+                      "the foreground/background crop has no voxel to sample (training would stop with MONAI's "
+                      "'No sampling location available'): remove the case from the datalist or re-export both files")
+    elif vals <= {0}:
         warnings.append(f"{path}: label has no foreground: the foreground-centred crop falls back to random "
                         "patches; check it is the right file")
 
@@ -155,14 +159,21 @@ def _check_case(entry: dict, info: DatasetInfo, patch: tuple[int, ...] | None, n
     if label is None and need_label:
         errors.append(f"{image}: datalist entry has no 'label': add the label path")
     spatial = None
+    blank = None  # the image when every (finite) voxel has one value: an empty or failed export
     if loaded is not None:
         img, data = loaded
         spatial = _image_spatial(image, tuple(img.shape), info, errors)
+        finite = data
         if np.issubdtype(data.dtype, np.floating):
-            n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+            ok = np.isfinite(data)
+            n_bad = int(data.size - np.count_nonzero(ok))
             if n_bad:
                 errors.append(f"{image}: {n_bad} NaN/Inf voxel(s): the loss would become NaN, "
                               "re-export the image or replace them (e.g. np.nan_to_num)")
+                finite = data[ok]
+        if finite.size and finite.min() == finite.max():
+            blank = image
+            warnings.append(f"{image}: image is blank (every voxel = {finite.min().item():g}): check the export")
         if spatial is not None and patch is not None:
             size = _bundle_shape(img, spatial, info)
             if any(s < p for s, p in zip(size, patch)):
@@ -188,7 +199,7 @@ def _check_case(entry: dict, info: DatasetInfo, patch: tuple[int, ...] | None, n
         elif not np.allclose(loaded[0].affine, limg.affine, atol=_TOL):
             errors.append(f"{label}: label affine (origin/direction) differs from the image's ({image}) by more "
                           f"than {_TOL}: copy the image header onto the label or resample it")
-    _check_labels(str(label), _label_values(ldata), info, errors, warnings)
+    _check_labels(str(label), _label_values(ldata), info, errors, warnings, blank_image=blank)
 
 
 # ------------------------------------------------------------------------------------------ datalist
@@ -275,10 +286,16 @@ def preflight(dataset: str, dataset_dir: str | None, fold: int = 0, datalist: st
             problems.append(f"unknown --dsd_mode {dsd_mode!r}: choose one of {', '.join(DSD_MODES)}")
     report = IntegrityReport()
     try:
-        dl = datalist if isinstance(datalist, dict) else build_datalist(
-            dataset, dataset_dir, fold=fold, datalist=datalist, seed=seed)
-        dl = {k: v for k, v in dl.items() if k in splits}
-        report = scan_datalist(dl, dataset, patch_size, max_cases, required=splits, labelled=splits)
+        fold = int(fold)
+    except (TypeError, ValueError):
+        problems.append(f"--fold {fold!r} is not an integer: use --fold 0 (MMWHS cross-validation: 0..4)")
+        fold = None
+    try:
+        if fold is not None:
+            dl = datalist if isinstance(datalist, dict) else build_datalist(
+                dataset, dataset_dir, fold=fold, datalist=datalist, seed=seed)
+            dl = {k: v for k, v in dl.items() if k in splits}
+            report = scan_datalist(dl, dataset, patch_size, max_cases, required=splits, labelled=splits)
     except (DatalistError, KeyError, ValueError) as exc:
         problems.append(str(exc))
     problems += report.errors

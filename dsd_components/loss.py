@@ -27,16 +27,27 @@ MODE_WEIGHTS = {
 assert set(MODE_WEIGHTS) == set(DSD_MODES)
 
 
-def pixelwise_kl(student: torch.Tensor, teacher_log_prob: torch.Tensor, temperature: float) -> torch.Tensor:
+def pixelwise_kl(
+    student: torch.Tensor,
+    teacher_log_prob: torch.Tensor,
+    temperature: float,
+    teacher_prob: torch.Tensor | None = None,
+    teacher_neg_entropy: torch.Tensor | None = None,
+) -> torch.Tensor:
     """KL(teacher || student) per voxel, summed over classes, mean over batch and voxels, times T^2.
 
-    ``teacher_log_prob`` is ``log_softmax(teacher / T)`` (computed once per side and shared by every student).
-    Written with log-probabilities on both sides, so it is exact where the teacher's probability underflows to 0
-    and never forms ``0 * log 0``.
+    ``teacher_log_prob`` is ``log_softmax(teacher / T)``; ``teacher_prob`` (its ``exp``) and ``teacher_neg_entropy``
+    (``mean(sum_c p_t log p_t)``) may be passed in so a side computes them once for all its students.
+    Written as ``mean(sum_c p_t log p_t) - mean(sum_c p_t log p_s)`` with log-probabilities on both sides: exact where
+    the teacher's probability underflows to 0 (never ``0 * log 0``), and each student keeps only its own
+    ``log_softmax`` for backward (no per-student ``p_t`` or ``log p_t - log p_s`` copies at full resolution).
     """
+    p_t = teacher_log_prob.exp() if teacher_prob is None else teacher_prob
+    if teacher_neg_entropy is None:
+        teacher_neg_entropy = (p_t * teacher_log_prob).sum(dim=1).mean()
     log_s = F.log_softmax(student.float() / temperature, dim=1)
-    kl = (teacher_log_prob.exp() * (teacher_log_prob - log_s)).sum(dim=1)
-    return kl.mean() * temperature**2
+    cross = (p_t * log_s).sum(dim=1).mean()
+    return (teacher_neg_entropy - cross) * temperature**2
 
 
 class DSDLoss(_Loss):
@@ -107,7 +118,9 @@ class DSDLoss(_Loss):
         if self.detach_teacher:
             teacher = teacher.detach()
         t_log = F.log_softmax(teacher.float() / self.temperature, dim=1)
-        kl = sum(pixelwise_kl(s, t_log, self.temperature) for s in students)
+        t_prob = t_log.exp()  # once per side, shared by every student (memory: one full-resolution map per side)
+        t_neg_ent = (t_prob * t_log).sum(dim=1).mean()
+        kl = sum(pixelwise_kl(s, t_log, self.temperature, t_prob, t_neg_ent) for s in students)
         l2 = sum(F.mse_loss(s.float(), teacher.float()) for s in students) if self.feature_l2 else teacher.new_zeros(())
         return kl, l2
 

@@ -13,6 +13,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.data import MetaTensor
 from monai.metrics import HausdorffDistanceMetric
+from monai.utils import string_list_all_gather
 
 __all__ = ["HausdorffDistanceMM", "PerClassCSV", "summarize"]
 
@@ -70,11 +71,17 @@ class PerClassCSV:
     def write(self, engine: Engine) -> None:
         details = {k: np.asarray(torch.as_tensor(engine.state.metric_details[k]).cpu(), dtype=float)
                    for k in self.metric_names if k in engine.state.metric_details}
+        files = list(self.files)
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            files = string_list_all_gather(files)  # metric details are already gathered by MONAI
+            if dist.get_rank() != 0:
+                return
         if not details:
             return
         self.save_dir.mkdir(parents=True, exist_ok=True)
         n = min(len(v) for v in details.values())
-        files = self.files[:n] + [f"case_{i}" for i in range(len(self.files), n)]
+        files = files[:n] + [f"case_{i}" for i in range(len(files), n)]
         header = ["case"] + [f"{m}_{c}" for m in details for c in self.class_names] + [f"{m}_mean" for m in details]
         with open(self.save_dir / "per_case_metrics.csv", "w", newline="") as f:
             w = csv.writer(f)

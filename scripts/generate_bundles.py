@@ -19,6 +19,7 @@ import fire
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from dsd_components.backbones import backbone_config  # noqa: E402
+from dsd_components.data import DATASETS as DATA_FACTS  # noqa: E402
 
 VERSION = "0.1.0"
 CHANGELOG = {"0.1.0": "initial release: DSD training, evaluation and backbone-only inference"}
@@ -37,12 +38,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "mmwhs": {
         "title": "MMWHS CT (cardiac substructures)",
         "modality": "CT",
-        "in_channels": 1,
         "channel_names": {"0": "CT"},
-        "classes": ["background", "myocardium", "left_atrium", "left_ventricle", "right_atrium",
-                    "right_ventricle", "ascending_aorta", "pulmonary_artery"],
-        "raw_label_values": [0, 205, 420, 500, 550, 600, 820, 850],
-        "pixdim": [1.5, 1.5, 2.0],
         "intensity": [
             {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -175, "a_max": 250, "b_min": 0.0,
              "b_max": 1.0, "clip": True},
@@ -60,11 +56,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "brats": {
         "title": "MSD Task01 BrainTumour (BraTS)",
         "modality": "MRI (FLAIR, T1w, T1gd, T2w)",
-        "in_channels": 4,
         "channel_names": {"0": "FLAIR", "1": "T1w", "2": "T1gd", "3": "T2w"},
-        "classes": ["background", "edema", "non_enhancing_tumor", "enhancing_tumor"],
-        "raw_label_values": None,
-        "pixdim": None,
         "intensity": [],
         "patch": 128,
         "num_samples": 2,
@@ -78,11 +70,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "hippocampus": {
         "title": "MSD Task04 Hippocampus",
         "modality": "MRI (T1)",
-        "in_channels": 1,
         "channel_names": {"0": "T1"},
-        "classes": ["background", "anterior", "posterior"],
-        "raw_label_values": None,
-        "pixdim": None,
         "intensity": [{"_target_": "ScaleIntensityd", "keys": "image", "minv": 0.0, "maxv": 1.0}],
         "patch": 32,
         "num_samples": 16,
@@ -94,6 +82,14 @@ DATASETS: dict[str, dict[str, Any]] = {
         "split": "first 200 cases train+val (last 30 of them validation), last 60 test",
     },
 }
+
+# Facts shared with the datalist builder and integrity checks live in dsd_components.data (one source of truth).
+for _key, _ds in DATASETS.items():
+    _info = DATA_FACTS[_key]
+    _ds["in_channels"] = _info.in_channels
+    _ds["classes"] = list(_info.class_names)
+    _ds["raw_label_values"] = [0, *_info.raw_label_values] if _info.raw_label_values else None
+    _ds["pixdim"] = list(_info.target_spacing) if _info.target_spacing else None
 
 # name -> (dataset, backbone key, epochs, learning rate, step decay, paper result text)
 PAIRINGS: dict[str, tuple[str, str, int, float, bool, str]] = {
@@ -215,8 +211,9 @@ def train_config(name: str) -> dict[str, Any]:
             "preprocessing": {"_target_": "Compose", "transforms": "$@train#deterministic_transforms + @train#random_transforms"},
             "dataset": {"_target_": "CacheDataset", "data": "$@datalists['training']", "transform": "@train#preprocessing",
                         "cache_rate": "@cache_rate", "num_workers": "@num_workers", "copy_cache": False},
+            # persistent workers: no process restart (and re-pickling of the cache) every epoch (docs/PERFORMANCE.md)
             "dataloader": {"_target_": "DataLoader", "dataset": "@train#dataset", "batch_size": 1, "shuffle": True,
-                           "num_workers": "@num_workers"},
+                           "num_workers": "@num_workers", "persistent_workers": "$@num_workers > 0"},
             "inferer": {"_target_": "SimpleInferer"},
             "handlers": [
                 {"_target_": "LrScheduleHandler", "lr_scheduler": "@lr_scheduler", "print_lr": True},
@@ -224,7 +221,8 @@ def train_config(name: str) -> dict[str, Any]:
                  "interval": "@val_interval"},
                 {"_target_": "dsd_components.handlers.DSDCheckpointer", "save_dir": "@ckpt_dir", "network": "@network",
                  "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler", "validator": "@validate#evaluator",
-                 "key_metric": "val_mean_dice", "resume": "@resume"},
+                 "key_metric": "val_mean_dice", "resume": "@resume",
+                 "seed": "@seed", "transform": "@train#preprocessing"},
                 {"_target_": "StatsHandler", "tag_name": "train_loss", "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
                 {"_target_": "TensorBoardStatsHandler", "log_dir": "@log_dir", "tag_name": "train_loss",
                  "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
@@ -239,8 +237,9 @@ def train_config(name: str) -> dict[str, Any]:
             "preprocessing": {"_target_": "Compose", "transforms": "$@train#deterministic_transforms"},
             "dataset": {"_target_": "CacheDataset", "data": "$@datalists['validation']", "transform": "@validate#preprocessing",
                         "cache_rate": "@cache_rate", "num_workers": "@num_workers", "copy_cache": False},
-            "dataloader": {"_target_": "DataLoader", "dataset": "@validate#dataset", "batch_size": 1, "shuffle": False,
-                           "num_workers": "@num_workers"},
+            # cached, deterministic items: threads are enough and start instantly (docs/PERFORMANCE.md)
+            "dataloader": {"_target_": "ThreadDataLoader", "dataset": "@validate#dataset", "batch_size": 1,
+                           "shuffle": False, "num_workers": 0},
             "inferer": {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": "@sw_batch_size",
                         "overlap": 0.25},
             "postprocessing": {"_target_": "Compose", "transforms": [
@@ -276,7 +275,7 @@ def evaluate_config(name: str) -> dict[str, Any]:
     ds = DATASETS[dataset]
     cfg = common_header(name)
     cfg["imports"] += ["$import dsd_components", "$import dsd_components.data", "$import dsd_components.integrity",
-                       "$import dsd_components.metrics"]
+                       "$import dsd_components.metrics", "$import dsd_components.plots"]
     cfg.update({
         "dataset": dataset,
         "dataset_dir": f"$@bundle_root + '/../../demo/{dataset}'",
@@ -329,7 +328,8 @@ def evaluate_config(name: str) -> dict[str, Any]:
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, fold=@fold, datalist=@datalist, seed=@seed, splits=(@eval_split,), max_cases=None if @check_data else 0)",
         "initialize": ["$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
-        "finalize": [],
+        # PNG of train_loss and val_mean_dice read from the training run's TensorBoard events in log_dir
+        "finalize": ["$dsd_components.plots.plot_training_curves(@log_dir, @output_dir + '/training_curves.png')"],
     })
     return cfg
 
@@ -343,7 +343,10 @@ def inference_config(name: str) -> dict[str, Any]:
         "dataset_dir": "$@bundle_root + '/../../demo/" + dataset + "_infer'",
         "datalist": "$[{'image': f} for f in sorted(glob.glob(os.path.join(@dataset_dir, '*.nii*'))) if '_label.' not in os.path.basename(f)]",
         "network": "$@network_def.to(@device)",
-        "preprocessing": {"_target_": "Compose", "transforms": _load_transforms(ds, ["image"], train=False)},
+        # MONAI Label adds a string `image_path` key; monai >= 1.6's Spacingd updates every `image_*` key and fails
+        # on it. Dropping it first is a no-op for `monai.bundle run` (pure MONAI, so MONAI Label needs no patch).
+        "preprocessing": {"_target_": "Compose", "transforms": [{"_target_": "DeleteItemsd", "keys": "image_path"}]
+                          + _load_transforms(ds, ["image"], train=False)},
         "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False, "num_workers": 2},
         "inferer": {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": 4, "overlap": 0.25},
@@ -370,34 +373,70 @@ def inference_config(name: str) -> dict[str, Any]:
     return cfg
 
 
-def multi_gpu_train_config(name: str) -> dict[str, Any]:
-    """DDP override of train.json under torchrun (the model-zoo pattern)."""
+def _ddp_common() -> dict[str, Any]:
+    """Process group from torchrun's environment; gloo on CPU so it runs anywhere."""
     return {
         "device": "$torch.device('cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu')",
         "rank": "$int(os.environ.get('RANK', 0))",
         "world_size": "$int(os.environ.get('WORLD_SIZE', 1))",
         "backend": "$'nccl' if torch.cuda.is_available() else 'gloo'",
+        "dist_init": [
+            "$torch.distributed.is_initialized() or torch.distributed.init_process_group(backend=@backend)",
+            "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
+        ],
+    }
+
+
+# Handlers that only log: created on rank 0 only (a disabled list item is dropped by MONAI's config parser), so other
+# ranks write no TensorBoard files and print no duplicate lines.
+RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "ignite.handlers.ProgressBar", "MetricsSaver")
+
+
+def _rank0_only(cfg: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for section in ("train", "validate"):
+        for i, handler in enumerate(cfg[section]["handlers"]):
+            if handler["_target_"] in RANK0_ONLY:
+                out[f"{section}#handlers#{i}#_disabled_"] = "$@rank > 0"
+    return out
+
+
+def multi_gpu_train_config(name: str) -> dict[str, Any]:
+    """DDP override of train.json under torchrun (the model-zoo pattern).
+
+    Each rank caches and trains on its own partition of the training cases; validation is split by a
+    DistributedSampler and MONAI's metric handlers all-gather the scores, so every rank sees the same metric; only
+    rank 0 logs, writes TensorBoard and saves checkpoints (DSDCheckpointer reads the rank itself).
+    """
+    return {
+        **_ddp_common(),
         "network": {"_target_": "torch.nn.parallel.DistributedDataParallel", "module": "$@dsd_network.to(@device)",
                     "device_ids": "$[@device] if torch.cuda.is_available() else None",
                     "find_unused_parameters": "$dsd_components.ddp_needs_unused_parameters(@network_def)"},
-        "train#sampler": {"_target_": "DistributedSampler", "dataset": "@train#dataset", "even_divisible": True,
-                          "shuffle": True},
-        "train#dataloader#sampler": "@train#sampler",
-        "train#dataloader#shuffle": False,
         "train#dataset#data": "$monai.data.partition_dataset(@datalists['training'], num_partitions=@world_size, shuffle=True, seed=@seed, even_divisible=True)[@rank]",
-        "validate#sampler": {"_target_": "DistributedSampler", "dataset": "@validate#dataset", "even_divisible": False,
-                             "shuffle": False},
+        # Fewer validation cases than ranks: pad by repeating cases (MONAI refuses otherwise); normally no padding.
+        "validate#sampler": {"_target_": "DistributedSampler", "dataset": "@validate#dataset",
+                             "even_divisible": "$len(@validate#dataset) < @world_size", "shuffle": False},
         "validate#dataloader#sampler": "@validate#sampler",
-        "train#handlers#2#rank": "@rank",
-        "train#trainer#train_handlers": "$@train#handlers if @rank == 0 else @train#handlers[:3]",
-        "validate#evaluator#val_handlers": "$@validate#handlers if @rank == 0 else None",
+        **_rank0_only(train_config(name)),
         "check_data": "$@rank == 0",
-        "initialize": ["$import torch.distributed as dist",
-                       "$dist.is_initialized() or dist.init_process_group(backend=@backend)",
-                       "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
-                       "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+        "initialize": ["$@dist_init", "$monai.utils.set_determinism(seed=@seed + @rank)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
-        "finalize": ["$dist.is_initialized() and dist.destroy_process_group()"],
+        "finalize": ["$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()"],
+    }
+
+
+def multi_gpu_evaluate_config(name: str) -> dict[str, Any]:
+    """DDP override of evaluate.json: each rank evaluates a share of the cases; rank 0 writes the CSVs."""
+    return {
+        **_ddp_common(),
+        "sampler": {"_target_": "DistributedSampler", "dataset": "@dataset_obj",
+                    "even_divisible": "$len(@dataset_obj) < @world_size", "shuffle": False},
+        "dataloader#sampler": "@sampler",
+        "check_data": "$@rank == 0",
+        "initialize": ["$@dist_init", "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+        "run": ["$@evaluator.run()"],
+        "finalize": ["$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()"],
     }
 
 
@@ -417,8 +456,10 @@ def metadata(name: str) -> dict[str, Any]:
         "monai_version": monai.__version__.split("+")[0],
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": numpy.__version__,
-        "required_packages_version": {"nibabel": "5.4.2", "pytorch-ignite": "0.5.5", "einops": "0.8.2"},
-        "optional_packages_version": {"tensorboard": "2.21.0", "mlflow": "2"},
+        "required_packages_version": {"nibabel": "5.4.2", "pytorch-ignite": "0.5.5", "einops": "0.8.2",
+                                      "scipy": "1.17.1", "tqdm": "4.70.1", "matplotlib": "3.11.2",
+                                      "tensorboard": "2.21.0"},
+        "optional_packages_version": {"mlflow": "3.17.2"},
         "supported_apps": {"monai-label": "0.8.5"},
         "name": f"{name}",
         "task": f"{ds['title']} segmentation with {net['_target_'].rsplit('.', 1)[-1]} trained by Dual Self-Distillation",
@@ -541,7 +582,9 @@ def bundle_readme(name: str) -> str:
 - Loss: `DSDLoss(mode=dsd, lambda=1, alpha=1, beta=1, T=3)`; `--dsd_mode basic` trains the plain baseline.
 - AdamW, lr {lr}, weight decay 1e-5, {schedule}, {epochs} epochs, batch size 1, AMP on CUDA.
 - Validation every {ds['val_interval']} epochs: sliding window {ds['patch']}^3, overlap 0.25, mean foreground Dice.
-- Checkpoints: `models/latest.pt` every epoch (resumed automatically), `models/model.pt` = best backbone.
+- Checkpoints: `models/latest.pt` after every epoch, written atomically; running the same command again after a
+  crash or kill resumes from it (model, optimizer, scheduler, epoch, best score; random state is reseeded per
+  epoch, so the interrupted epoch is replayed exactly). `--resume false` starts over. `models/model.pt` = best backbone.
 
 ## Commands (from the repository root, the bundle folder, or a copy of it)
 
@@ -578,6 +621,7 @@ def bundle_files(name: str) -> dict[str, str]:
         "configs/evaluate.json": dump(evaluate_config(name)),
         "configs/inference.json": dump(inference_config(name)),
         "configs/multi_gpu_train.json": dump(multi_gpu_train_config(name)),
+        "configs/multi_gpu_evaluate.json": dump(multi_gpu_evaluate_config(name)),
         "configs/metadata.json": dump(metadata(name)),
         "configs/logging.conf": LOGGING_CONF,
         "docs/README.md": bundle_readme(name),

@@ -1,0 +1,64 @@
+"""Training curves for the evaluation report: TensorBoard events of the training run -> one PNG.
+
+``evaluate.json`` calls :func:`plot_training_curves` in ``finalize`` with the bundle's ``log_dir`` (where the training
+run's ``TensorBoardStatsHandler`` wrote ``train_loss`` per iteration and ``val_mean_dice`` per validation). No
+events -> a warning and no file, so evaluating a downloaded model without its training logs still works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["read_scalars", "plot_training_curves"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TAGS = ("train_loss", "val_mean_dice")
+
+
+def read_scalars(log_dir: str | os.PathLike, tags: tuple[str, ...] = DEFAULT_TAGS) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` from every TensorBoard event file under ``log_dir`` (sorted by step;
+    a step logged twice, e.g. by a resumed run, keeps the later value)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, dict[int, float]] = {t: {} for t in tags}
+    files = sorted(Path(log_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime) if Path(log_dir).is_dir() else []
+    for f in files:
+        acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
+        acc.Reload()
+        available = set(acc.Tags().get("scalars", []))
+        for tag in tags:
+            if tag in available:
+                for ev in acc.Scalars(tag):
+                    out[tag][int(ev.step)] = float(ev.value)
+    return {t: sorted(v.items()) for t, v in out.items()}
+
+
+def plot_training_curves(log_dir: str | os.PathLike, output_png: str | os.PathLike,
+                         tags: tuple[str, ...] = DEFAULT_TAGS) -> str | None:
+    """Plot each tag of ``tags`` in its own panel and save ``output_png``; return its path, or None without data."""
+    scalars = read_scalars(log_dir, tags)
+    present = [t for t in tags if scalars[t]]
+    if not present:
+        logger.warning(f"No TensorBoard scalars {list(tags)} under {log_dir}: training curves not plotted.")
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 3.6), squeeze=False)
+    for ax, tag in zip(axes[0], present):
+        steps, values = zip(*scalars[tag])
+        ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
+        ax.set_title(tag)
+        ax.set_xlabel("iteration" if tag == "train_loss" else "epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(output_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output_png, dpi=100)
+    plt.close(fig)
+    logger.info(f"training curves saved to {output_png}")
+    return str(output_png)

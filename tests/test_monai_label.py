@@ -1,0 +1,124 @@
+"""MONAI Label readiness without installing MONAI Label: the /work/shared/MONAI_LABEL.md checklist on every bundle,
+and a simulation of what MONAI Label 0.8.5's `monaibundle` infer task does with inference.json (it adds a string
+`image_path` key to the data, overrides bundle_root and device, runs preprocessing + inferer + postprocessing
+without SaveImaged) on a bundle that uses Spacingd, checking the label map's geometry."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from bundle_utils import BUNDLES, ROOT, copy_bundle, parse, tiny_overrides
+from monai.transforms import Compose
+
+MODEL_TYPE_WORDS = ("deepedit", "deepgrow", "detection", "classification")
+
+
+def _cfg(name: str, config: str) -> dict:
+    return json.loads((ROOT / "bundles" / name / "configs" / config).read_text())
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_checklist(name):
+    assert "/" not in name and not re.search(r"_v\d", name) and not any(w in name for w in MODEL_TYPE_WORDS)
+    meta = _cfg(name, "metadata.json")
+    inputs, outputs = meta["network_data_format"]["inputs"], meta["network_data_format"]["outputs"]
+    assert next(iter(inputs)) == "image" and len(inputs["image"]["spatial_shape"]) == 3
+    assert next(iter(outputs)) == "pred"
+    channel_def = outputs["pred"]["channel_def"]
+    assert channel_def["0"] == "background" and sorted(map(int, channel_def)) == list(range(len(channel_def)))
+    assert meta["description"] and meta["version"] and "monai-label" in meta.get("supported_apps", {})
+
+    inf = _cfg(name, "inference.json")
+    assert "dsd_components" not in json.dumps(inf) and "scripts." not in json.dumps(inf)
+    assert inf["network_def"]["_target_"].startswith("monai.networks.nets.") and "device" not in inf["network_def"]
+    assert "device" in inf and "bundle_root" in inf
+    pre = inf["preprocessing"]
+    assert pre["_target_"] == "Compose"
+    targets = [t["_target_"] for t in pre["transforms"]]
+    assert targets[0] == "DeleteItemsd" and pre["transforms"][0]["keys"] == "image_path"  # MONAI Label + Spacingd
+    assert targets[1:3] == ["LoadImaged", "EnsureChannelFirstd"] and targets[-1] == "EnsureTyped"
+    assert not any(t.startswith("Rand") for t in targets) and "label" not in json.dumps(pre["transforms"][1:])
+    assert inf["inferer"]["_target_"] == "SlidingWindowInferer" and inf["inferer"]["roi_size"] == "@patch_size"
+    post = [t for t in inf["postprocessing"]["transforms"] if t["_target_"] != "SaveImaged"]
+    assert [t["_target_"] for t in post] == ["Activationsd", "Invertd", "AsDiscreted"]
+    assert post[0]["softmax"] and post[1]["keys"] == "pred" and post[1]["orig_keys"] == "image"
+    assert post[1]["transform"] == "@preprocessing" and post[2]["argmax"] is True
+    loader = [h for h in inf["handlers"] if h["_target_"] == "CheckpointLoader"][0]
+    assert loader["load_path"] == "$@bundle_root + '/models/model.pt'"
+
+    train = _cfg(name, "train.json")
+    assert train["train"]["trainer"]["max_epochs"] == "@num_epochs"
+    assert train["train"]["trainer"]["train_handlers"] == "@train#handlers"
+    assert isinstance(train["train"]["handlers"], list) and "data" in train["train"]["dataset"]
+    assert "data" in train["validate"]["dataset"] and {"network", "device", "run"} <= set(train)
+    assert train["ckpt_dir"] == "$@bundle_root + '/models'"
+    # initialize must not need dataset_dir or a datalist file: the data check is skippable (MONAI Label sets data)
+    assert "max_cases=None if @check_data else 0" in train["check_dataset"]
+
+
+def _infer_like_monai_label(bundle, image: str, over: dict, drop_first: bool = False) -> dict:
+    parser = parse(bundle, "inference.json", device="$torch.device('cpu')", **over)
+    # MONAI Label drops SaveImaged from the postprocessing
+    parser["postprocessing#transforms"] = [t for t in parser.get("postprocessing#transforms")
+                                           if t["_target_"] != "SaveImaged"]
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True), strict=True)
+    net.eval()
+    pre = parser.get_parsed_content("preprocessing")
+    inferer = parser.get_parsed_content("inferer")
+    post = parser.get_parsed_content("postprocessing")
+    assert post.transforms[1].transform is pre  # Invertd inverts this very Compose
+    if drop_first:  # what the bundle would be without the DeleteItemsd step
+        pre = Compose(pre.transforms[1:])
+        post.transforms[1].transform = pre
+    data = pre({"image": image, "image_path": image})  # MONAI Label adds the string `image_path`
+    with torch.no_grad():
+        data["pred"] = inferer(data["image"][None], net)[0]
+    return post(data)
+
+
+@pytest.fixture(scope="module")
+def spacing_bundle(tmp_path_factory):
+    """mmwhs_nnunet_dsd uses Spacingd (the known MONAI Label snag), with tiny fresh weights and one demo case."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_demo_data import make_demo_data
+    from verify_bundle import _overrides, make_fresh_weights
+
+    tmp = tmp_path_factory.mktemp("ml")
+    name = "mmwhs_nnunet_dsd"
+    bundle = copy_bundle(name, tmp)
+    over = tiny_overrides(name)
+    make_fresh_weights(bundle, _overrides(over))
+    data = make_demo_data("mmwhs", str(tmp / "data"), num_cases=3, seed=0)
+    image = sorted(p for p in (tmp / "data").rglob("*image.nii.gz"))[0]
+    assert data
+    return bundle, str(image), over
+
+
+def test_monai_label_style_inference_keeps_geometry(spacing_bundle):
+    bundle, image, over = spacing_bundle
+    assert any(t["_target_"] == "Spacingd" for t in _cfg(bundle.name, "inference.json")["preprocessing"]["transforms"])
+    out = _infer_like_monai_label(bundle, image, over)
+    pred, src = out["pred"], nib.load(image)
+    assert pred.shape == (1, *src.shape[:3])  # a single-channel label map on the input's grid
+    assert np.allclose(np.asarray(pred.affine), src.affine, atol=1e-3)
+    assert set(torch.unique(pred).int().tolist()) <= set(range(8))
+
+
+def test_without_the_delete_step_monai_label_input_fails(spacing_bundle):
+    """Negative control: the `image_path` string breaks Spacingd on monai >= 1.6 unless the bundle drops it."""
+    bundle, image, over = spacing_bundle
+    with pytest.raises(RuntimeError, match="Spacingd") as info:
+        _infer_like_monai_label(bundle, image, over, drop_first=True)
+    chain, e = [], info.value
+    while e is not None:
+        chain.append(str(e))
+        e = e.__cause__ or e.__context__
+    assert any("'str' object has no attribute 'update'" in m for m in chain), chain
