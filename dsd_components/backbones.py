@@ -13,7 +13,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 from torch import nn
 
-__all__ = ["BACKBONES", "PAPER_PARAMS", "backbone_config", "build_backbone"]
+__all__ = ["BACKBONES", "PAPER_PARAMS", "TINY_OVERRIDES", "backbone_config", "build_backbone"]
 
 
 def _dynunet(in_channels: int, out_channels: int, filters: list[int]) -> dict[str, Any]:
@@ -70,6 +70,15 @@ BACKBONES: dict[str, dict[str, Any]] = {
     # Table 7 capacity study (MMWHS): the "small" variants of the two MMWHS backbones.
     "mmwhs_unetr_small": _unetr(1, 8, 96, 16),
     "mmwhs_nnunet_small": _dynunet(1, 8, [16, 32, 64, 128, 256]),
+}
+
+# Constructor overrides, per network class, that keep each architecture but make it tiny: the tests, the smoke
+# benchmarks and quick studies shrink networks through these, never by editing the paper's configs above.
+TINY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "DynUNet": {"filters": [4, 8, 8, 16, 16]},
+    "UNETR": {"feature_size": 4, "hidden_size": 24, "mlp_dim": 24, "num_heads": 2},
+    "SwinUNETR": {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 4},
+    "VNet": {},
 }
 
 # Paper Tables 3 and 7: trainable parameters in millions, (backbone, with DSD).

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ class DSDCheckpointer:
         if self._rank is not None:
             return self._rank
         dist = torch.distributed
-        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank()
+        return int(os.environ.get("RANK", 0))  # torchrun's rank, also before the process group exists
 
     def attach(self, engine: Engine) -> None:
         if self.rank == 0:
@@ -117,12 +120,34 @@ class DSDCheckpointer:
         print(msg, file=sys.stderr)
         raise SystemExit(2)
 
+    def _archive_finished_run(self, epoch: int, max_epochs: int) -> None:
+        """A finished run is not resumed: keep its files in ``previous_run/`` and start a new run.
+
+        Re-running a finished command, or MONAI Label's "Train" button pressed again, then trains anew (MONAI Label
+        warm-starts it from ``model.pt``) instead of stopping with nothing to do, and no earlier result is lost.
+        """
+        archive = self.save_dir / "previous_run"
+        if self.rank == 0:
+            archive.mkdir(parents=True, exist_ok=True)
+            if self.model_path.exists():
+                shutil.copy2(self.model_path, archive / self.model_path.name)
+            os.replace(self.latest_path, archive / self.latest_path.name)
+        logger.warning(
+            f"{self.latest_path} is a finished run (epoch {epoch} >= num_epochs {max_epochs}): starting a new run; the "
+            f"finished run's checkpoint and best model are kept in {archive}. Raise --num_epochs above {epoch} to "
+            "continue the finished run instead."
+        )
+
     def _load(self, engine: Engine) -> None:
         try:
             ckpt = load_checkpoint(self.latest_path)
             epoch, iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
         except Exception as exc:  # truncated copy, not a checkpoint, pickled objects
             self._fail("the file is not a readable DSD checkpoint", exc)
+        max_epochs = getattr(engine.state, "max_epochs", None)
+        if max_epochs is not None and epoch >= max_epochs:
+            self._archive_finished_run(epoch, max_epochs)
+            return
         try:
             _unwrap(self.network).load_state_dict(ckpt["network"], strict=True)
         except Exception as exc:
@@ -141,10 +166,8 @@ class DSDCheckpointer:
                            f"{epoch_length} iterations (the data changed): counting from iteration {epoch * epoch_length}")
             iteration = epoch * epoch_length
         self._resume_epoch, self._resume_iteration = epoch, iteration
-        max_epochs = getattr(engine.state, "max_epochs", None)
-        if max_epochs is None or epoch < max_epochs:
-            # set before Engine.run(): ignite then logs "Engine run resuming from iteration X, epoch Y"
-            engine.state.epoch, engine.state.iteration = epoch, iteration
+        # set before Engine.run(): ignite then logs "Engine run resuming from iteration X, epoch Y"
+        engine.state.epoch, engine.state.iteration = epoch, iteration
         self.best_metric = float(ckpt.get("best_metric", -math.inf))
         self.best_epoch = int(ckpt.get("best_epoch", -1))
         if self.validator is not None:
@@ -158,12 +181,6 @@ class DSDCheckpointer:
     def on_started(self, engine: Engine) -> None:
         if self._resume_epoch is None:
             return
-        if engine.state.epoch < self._resume_epoch:
-            # the checkpoint already reached max_epochs, so ignite started a fresh state: keep it finished
-            engine.state.epoch, engine.state.iteration = self._resume_epoch, self._resume_iteration
-            logger.warning(f"{self.latest_path} is at epoch {self._resume_epoch} >= num_epochs "
-                           f"{engine.state.max_epochs}: nothing left to train. Raise --num_epochs to continue, or "
-                           "delete it to start over.")
         scaler = getattr(engine, "scaler", None)  # MONAI's trainer creates its AMP scaler in run()
         if scaler is not None and self._scaler_state:
             scaler.load_state_dict(self._scaler_state)

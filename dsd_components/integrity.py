@@ -270,13 +270,45 @@ def verify_dataset(dataset: str, dataset_dir: str | None = None, datalist: str |
     return report
 
 
-def preflight(dataset: str, dataset_dir: str | None, fold: int = 0, datalist: str | dict | None = None,
+def _exit_with(problems: list[str], dataset: str, dataset_dir: Any) -> None:
+    """Log and print every problem at once, then ``SystemExit(2)`` (MONAI's config runner would bury a traceback)."""
+    msg = f"{len(problems)} problem(s) found before running (dataset {dataset!r}, dataset_dir {dataset_dir}):\n"
+    msg += "\n".join(f"  - {p}" for p in problems)
+    logger.error(msg)
+    print(msg, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _fold_problem(fold: Any) -> str | None:
+    try:
+        int(fold)
+    except (TypeError, ValueError):
+        return f"--fold {fold!r} is not an integer: use --fold 0 (MMWHS cross-validation: 0..4)"
+    return None
+
+
+def datalist_or_exit(dataset: str, dataset_dir: str | None, fold: Any = 0, datalist: str | dict | None = None,
+                     seed: int = 0) -> dict:
+    """`build_datalist` for bundle configs: a bad folder, file or fold ends in one clear message, not a traceback."""
+    problem = _fold_problem(fold)
+    if problem is None:
+        try:
+            return datalist if isinstance(datalist, dict) else build_datalist(
+                dataset, dataset_dir, fold=int(fold), datalist=datalist, seed=seed)
+        except (DatalistError, KeyError, ValueError) as exc:
+            problem = str(exc)
+    _exit_with([problem], dataset, dataset_dir)
+    raise AssertionError("unreachable")
+
+
+def preflight(dataset: str, dataset_dir: str | None, fold: Any = 0, datalist: str | dict | None = None,
               seed: int = 0, patch_size: Any = None, splits: tuple[str, ...] = ("training", "validation"),
               dsd_mode: str | None = None, max_cases: int | None = None) -> IntegrityReport:
     """The check a bundle runs before training or evaluation: clear message and exit, never a deep traceback.
 
-    Builds the datalist, validates ``dsd_mode`` and scans the cases of ``splits``. On any problem it logs every
-    problem at once and raises ``SystemExit(2)`` (MONAI's config runner would otherwise bury the message).
+    Validates ``dsd_mode``, builds the datalist (or takes ``datalist`` as given: bundles pass the very lists their
+    datasets use, so the check also covers data that MONAI Label or a study runner put in) and scans the cases of
+    ``splits``. On any problem it lists every problem at once and raises ``SystemExit(2)``.
     """
     problems: list[str] = []
     if dsd_mode is not None:
@@ -285,25 +317,19 @@ def preflight(dataset: str, dataset_dir: str | None, fold: int = 0, datalist: st
         if dsd_mode not in DSD_MODES:
             problems.append(f"unknown --dsd_mode {dsd_mode!r}: choose one of {', '.join(DSD_MODES)}")
     report = IntegrityReport()
-    try:
-        fold = int(fold)
-    except (TypeError, ValueError):
-        problems.append(f"--fold {fold!r} is not an integer: use --fold 0 (MMWHS cross-validation: 0..4)")
-        fold = None
-    try:
-        if fold is not None:
+    fold_problem = None if isinstance(datalist, dict) else _fold_problem(fold)
+    if fold_problem:
+        problems.append(fold_problem)
+    else:
+        try:
             dl = datalist if isinstance(datalist, dict) else build_datalist(
-                dataset, dataset_dir, fold=fold, datalist=datalist, seed=seed)
+                dataset, dataset_dir, fold=int(fold), datalist=datalist, seed=seed)
             dl = {k: v for k, v in dl.items() if k in splits}
             report = scan_datalist(dl, dataset, patch_size, max_cases, required=splits, labelled=splits)
-    except (DatalistError, KeyError, ValueError) as exc:
-        problems.append(str(exc))
+        except (DatalistError, KeyError, ValueError) as exc:
+            problems.append(str(exc))
     problems += report.errors
     if problems:
-        msg = f"{len(problems)} problem(s) found before running (dataset {dataset!r}, dataset_dir {dataset_dir}):\n"
-        msg += "\n".join(f"  - {p}" for p in problems)
-        logger.error(msg)
-        print(msg, file=sys.stderr)
-        raise SystemExit(2)
+        _exit_with(problems, dataset, dataset_dir)
     logger.info(str(report))
     return report

@@ -139,6 +139,18 @@ class DSDNetwork(nn.Module):
 
         return DSDOutput(main, run("enc", self.encoder_taps), run("dec", self.decoder_taps))
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        """Load a wrapper checkpoint, or warm-start from a deployed backbone-only state dict (``models/model.pt``).
+
+        A state dict without ``backbone.``/``heads.`` keys is the shipped backbone: it goes into ``self.backbone`` and
+        the heads keep their initialisation. This is how MONAI Label fine-tunes a bundle (it loads ``model.pt`` into
+        the training ``network``) and how a DSD run starts from released weights.
+        """
+        keys = list(state_dict)
+        if keys and not any(k.startswith(("backbone.", "heads.")) for k in keys):
+            return self.backbone.load_state_dict(state_dict, strict=strict, assign=assign)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def num_parameters(self) -> dict[str, int]:
         """Trainable parameters of the backbone alone and of the whole DSD network."""
         count = lambda ps: sum(p.numel() for p in ps if p.requires_grad)  # noqa: E731

@@ -46,18 +46,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dsd_components import DSDLoss, DSDNetwork, build_backbone  # noqa: E402
-from dsd_components.backbones import BACKBONES, backbone_config  # noqa: E402
+from dsd_components.backbones import BACKBONES, TINY_OVERRIDES, backbone_config  # noqa: E402
 from dsd_components.export import backbone_state_dict  # noqa: E402
 
 BUNDLES = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.json").exists())
 
-# Shrunken constructor overrides that keep each architecture (same as tests/bundle_utils.py).
-TINY_NET: dict[str, dict[str, Any]] = {
-    "DynUNet": {"filters": [4, 8, 8, 16, 16]},
-    "UNETR": {"feature_size": 4, "hidden_size": 24, "mlp_dim": 24, "num_heads": 2},
-    "SwinUNETR": {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 4},
-    "VNet": {},
-}
 # Training cases per epoch of the paper's schedules (SPEC.md "Data"): MMWHS 16 of 20 per fold, BraTS 388,
 # Hippocampus 170 (200 train+val, last 30 validation).
 CASES_PER_EPOCH = {"mmwhs": 16, "brats": 388, "hippocampus": 170}
@@ -103,7 +96,7 @@ def build(key: str, size: int, tiny: bool = False) -> torch.nn.Module:
     """The pairing's stock backbone for cubic inputs of ``size`` (UNETR's ``img_size`` follows the size)."""
     cfg = backbone_config(key)
     cls = cfg["_target_"].rsplit(".", 1)[-1]
-    over: dict[str, Any] = dict(TINY_NET.get(cls, {})) if tiny else {}
+    over: dict[str, Any] = dict(TINY_OVERRIDES.get(cls, {})) if tiny else {}
     if "img_size" in cfg:
         over["img_size"] = [size] * 3
     if cls == "VNet":  # the bundle's VNet has dropout; keep it deterministic so both sides do the same work

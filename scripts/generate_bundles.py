@@ -142,6 +142,21 @@ def _random_transforms(ds: dict[str, Any]) -> list[dict[str, Any]]:
     return t
 
 
+def _sliding_window() -> dict[str, Any]:
+    """The paper's inference: sliding window over patch-sized ROIs with 25% overlap."""
+    return {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": "@sw_batch_size",
+            "overlap": 0.25}
+
+
+def _scoring_postprocessing() -> dict[str, Any]:
+    """Softmax -> argmax, prediction and label one-hot: what Dice and HD95 compare."""
+    return {"_target_": "Compose", "transforms": [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "AsDiscreted", "keys": ["pred", "label"], "argmax": [True, False],
+         "to_onehot": "$[@num_classes, @num_classes]"},
+    ]}
+
+
 def common_header(name: str) -> dict[str, Any]:
     dataset, bb_key, *_ = PAIRINGS[name]
     ds = DATASETS[dataset]
@@ -195,7 +210,7 @@ def train_config(name: str) -> dict[str, Any]:
         "detach_teacher": False,
         "ckpt_dir": "$@bundle_root + '/models'",
         "log_dir": "$@bundle_root + '/logs'",
-        "datalists": "$dsd_components.data.build_datalist(@dataset, @dataset_dir, fold=@fold, datalist=@datalist, seed=@seed)",
+        "datalists": "$dsd_components.integrity.datalist_or_exit(@dataset, @dataset_dir, fold=@fold, datalist=@datalist, seed=@seed)",
         "dsd_network": {"_target_": "dsd_components.DSDNetwork", "backbone": "@network_def", "mode": "@dsd_mode"},
         "network": "$@dsd_network.to(@device)",
         "loss": {"_target_": "dsd_components.DSDLoss", "mode": "@dsd_mode", "lambda_ds": "@dsd_lambda",
@@ -240,13 +255,8 @@ def train_config(name: str) -> dict[str, Any]:
             # cached, deterministic items: threads are enough and start instantly (docs/PERFORMANCE.md)
             "dataloader": {"_target_": "ThreadDataLoader", "dataset": "@validate#dataset", "batch_size": 1,
                            "shuffle": False, "num_workers": 0},
-            "inferer": {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": "@sw_batch_size",
-                        "overlap": 0.25},
-            "postprocessing": {"_target_": "Compose", "transforms": [
-                {"_target_": "Activationsd", "keys": "pred", "softmax": True},
-                {"_target_": "AsDiscreted", "keys": ["pred", "label"], "argmax": [True, False],
-                 "to_onehot": "$[@num_classes, @num_classes]"},
-            ]},
+            "inferer": _sliding_window(),
+            "postprocessing": _scoring_postprocessing(),
             "handlers": [
                 {"_target_": "StatsHandler", "iteration_log": False},
                 {"_target_": "TensorBoardStatsHandler", "log_dir": "@log_dir", "iteration_log": False},
@@ -257,7 +267,9 @@ def train_config(name: str) -> dict[str, Any]:
                           "network": "@network", "inferer": "@validate#inferer", "postprocessing": "@validate#postprocessing",
                           "key_val_metric": "@validate#key_metric", "val_handlers": "@validate#handlers", "amp": "@amp"},
         },
-        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, fold=@fold, datalist=@datalist, seed=@seed, patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if @check_data else 0)",
+        # the lists the datasets really use: MONAI Label replaces train#dataset#data and validate#dataset#data
+        "check_lists": {"training": "@train#dataset#data", "validation": "@validate#dataset#data"},
+        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist=@check_lists, patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if @check_data else 0)",
         "initialize": ["$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
         "finalize": [],
@@ -288,20 +300,15 @@ def evaluate_config(name: str) -> dict[str, Any]:
         "sw_batch_size": 4,
         "check_data": True,
         "log_dir": "$@bundle_root + '/logs'",
-        "datalists": "$dsd_components.data.build_datalist(@dataset, @dataset_dir, fold=@fold, datalist=@datalist, seed=@seed)",
+        "datalists": "$dsd_components.integrity.datalist_or_exit(@dataset, @dataset_dir, fold=@fold, datalist=@datalist, seed=@seed)",
         "network": "$@network_def.to(@device)",
         "class_names": ds["classes"][1:],
         "preprocessing": {"_target_": "Compose", "transforms": _load_transforms(ds, ["image", "label"], train=False)},
         "dataset_obj": {"_target_": "Dataset", "data": "$@datalists[@eval_split]", "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset_obj", "batch_size": 1, "shuffle": False,
                        "num_workers": "@num_workers"},
-        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": "@sw_batch_size",
-                    "overlap": 0.25},
-        "postprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": "Activationsd", "keys": "pred", "softmax": True},
-            {"_target_": "AsDiscreted", "keys": ["pred", "label"], "argmax": [True, False],
-             "to_onehot": "$[@num_classes, @num_classes]"},
-        ]},
+        "inferer": _sliding_window(),
+        "postprocessing": _scoring_postprocessing(),
         "handlers": [
             {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
              "load_dict": {"model": "@network"}, "map_location": "@device"},
@@ -325,7 +332,7 @@ def evaluate_config(name: str) -> dict[str, Any]:
                       "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
                       "key_val_metric": "@key_metric", "additional_metrics": "@additional_metrics",
                       "val_handlers": "@handlers", "amp": "@amp"},
-        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, fold=@fold, datalist=@datalist, seed=@seed, splits=(@eval_split,), max_cases=None if @check_data else 0)",
+        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist={@eval_split: @dataset_obj#data}, splits=(@eval_split,), max_cases=None if @check_data else 0)",
         "initialize": ["$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
         # PNG of train_loss and val_mean_dice read from the training run's TensorBoard events in log_dir
@@ -344,9 +351,12 @@ def inference_config(name: str) -> dict[str, Any]:
         "datalist": "$[{'image': f} for f in sorted(glob.glob(os.path.join(@dataset_dir, '*.nii*'))) if '_label.' not in os.path.basename(f)]",
         "network": "$@network_def.to(@device)",
         # MONAI Label adds a string `image_path` key; monai >= 1.6's Spacingd updates every `image_*` key and fails
-        # on it. Dropping it first is a no-op for `monai.bundle run` (pure MONAI, so MONAI Label needs no patch).
-        "preprocessing": {"_target_": "Compose", "transforms": [{"_target_": "DeleteItemsd", "keys": "image_path"}]
-                          + _load_transforms(ds, ["image"], train=False)},
+        # on it. Park it under a name Spacingd ignores and put it back at the end (MONAI Label's writer takes the
+        # output file type from it). Pure MONAI and a no-op for `monai.bundle run`, so MONAI Label needs no patch.
+        "preprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "CopyItemsd", "keys": "image_path", "names": "source_path", "allow_missing_keys": True},
+            {"_target_": "DeleteItemsd", "keys": "image_path"},
+        ] + _load_transforms(ds, ["image"], train=False)},
         "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False, "num_workers": 2},
         "inferer": {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": 4, "overlap": 0.25},
@@ -355,6 +365,7 @@ def inference_config(name: str) -> dict[str, Any]:
             {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
              "meta_key_postfix": "meta_dict", "nearest_interp": False, "to_tensor": True},
             {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+            {"_target_": "CopyItemsd", "keys": "source_path", "names": "image_path", "allow_missing_keys": True},
             {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir", "output_postfix": "seg",
              "output_dtype": "$numpy.uint8", "resample": False, "separate_folder": False, "print_log": False},
         ]},
@@ -419,6 +430,7 @@ def multi_gpu_train_config(name: str) -> dict[str, Any]:
                              "even_divisible": "$len(@validate#dataset) < @world_size", "shuffle": False},
         "validate#dataloader#sampler": "@validate#sampler",
         **_rank0_only(train_config(name)),
+        "check_lists#training": "$@datalists['training']",  # rank 0 checks every case, not only its partition
         "check_data": "$@rank == 0",
         "initialize": ["$@dist_init", "$monai.utils.set_determinism(seed=@seed + @rank)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
@@ -584,7 +596,8 @@ def bundle_readme(name: str) -> str:
 - Validation every {ds['val_interval']} epochs: sliding window {ds['patch']}^3, overlap 0.25, mean foreground Dice.
 - Checkpoints: `models/latest.pt` after every epoch, written atomically; running the same command again after a
   crash or kill resumes from it (model, optimizer, scheduler, epoch, best score; random state is reseeded per
-  epoch, so the interrupted epoch is replayed exactly). `--resume false` starts over. `models/model.pt` = best backbone.
+  epoch, so the interrupted epoch is replayed exactly). `--resume false` starts over; a finished run is not
+  resumed but moved to `models/previous_run/`. `models/model.pt` = best backbone.
 
 ## Commands (from the repository root, the bundle folder, or a copy of it)
 

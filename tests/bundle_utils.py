@@ -9,16 +9,11 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 
+from dsd_components.backbones import TINY_OVERRIDES
+
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.json").exists())
 
-# backbone overrides that keep each architecture but make it tiny
-TINY_NET: dict[str, dict[str, Any]] = {
-    "DynUNet": {"filters": [4, 8, 8, 16, 16]},
-    "UNETR": {"feature_size": 4, "hidden_size": 24, "mlp_dim": 24, "num_heads": 2},
-    "SwinUNETR": {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 4},
-    "VNet": {},
-}
 
 
 def bundle_dataset(name: str) -> str:
@@ -29,7 +24,7 @@ def tiny_overrides(name: str) -> dict[str, Any]:
     cfg = json.loads((ROOT / "bundles" / name / "configs" / "train.json").read_text())
     cls = cfg["network_def"]["_target_"].rsplit(".", 1)[-1]
     patch = 64 if cls == "SwinUNETR" else 32
-    over: dict[str, Any] = {f"network_def#{k}": v for k, v in TINY_NET[cls].items()}
+    over: dict[str, Any] = {f"network_def#{k}": v for k, v in TINY_OVERRIDES[cls].items()}
     over["patch_size"] = [patch] * 3
     return over
 

@@ -6,6 +6,7 @@ without SaveImaged) on a bundle that uses Spacingd, checking the label map's geo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
 
 import nibabel as nib
@@ -40,12 +41,14 @@ def test_checklist(name):
     pre = inf["preprocessing"]
     assert pre["_target_"] == "Compose"
     targets = [t["_target_"] for t in pre["transforms"]]
-    assert targets[0] == "DeleteItemsd" and pre["transforms"][0]["keys"] == "image_path"  # MONAI Label + Spacingd
-    assert targets[1:3] == ["LoadImaged", "EnsureChannelFirstd"] and targets[-1] == "EnsureTyped"
-    assert not any(t.startswith("Rand") for t in targets) and "label" not in json.dumps(pre["transforms"][1:])
+    # MONAI Label + Spacingd: `image_path` is parked under `source_path` first and restored at the end
+    assert targets[:2] == ["CopyItemsd", "DeleteItemsd"] and pre["transforms"][1]["keys"] == "image_path"
+    assert targets[2:4] == ["LoadImaged", "EnsureChannelFirstd"] and targets[-1] == "EnsureTyped"
+    assert not any(t.startswith("Rand") for t in targets) and "label" not in json.dumps(pre["transforms"][2:])
     assert inf["inferer"]["_target_"] == "SlidingWindowInferer" and inf["inferer"]["roi_size"] == "@patch_size"
     post = [t for t in inf["postprocessing"]["transforms"] if t["_target_"] != "SaveImaged"]
-    assert [t["_target_"] for t in post] == ["Activationsd", "Invertd", "AsDiscreted"]
+    assert [t["_target_"] for t in post] == ["Activationsd", "Invertd", "AsDiscreted", "CopyItemsd"]
+    assert post[3]["names"] == "image_path"
     assert post[0]["softmax"] and post[1]["keys"] == "pred" and post[1]["orig_keys"] == "image"
     assert post[1]["transform"] == "@preprocessing" and post[2]["argmax"] is True
     loader = [h for h in inf["handlers"] if h["_target_"] == "CheckpointLoader"][0]
@@ -73,8 +76,8 @@ def _infer_like_monai_label(bundle, image: str, over: dict, drop_first: bool = F
     inferer = parser.get_parsed_content("inferer")
     post = parser.get_parsed_content("postprocessing")
     assert post.transforms[1].transform is pre  # Invertd inverts this very Compose
-    if drop_first:  # what the bundle would be without the DeleteItemsd step
-        pre = Compose(pre.transforms[1:])
+    if drop_first:  # what the bundle would be without the CopyItemsd/DeleteItemsd steps
+        pre = Compose(pre.transforms[2:])
         post.transforms[1].transform = pre
     data = pre({"image": image, "image_path": image})  # MONAI Label adds the string `image_path`
     with torch.no_grad():
@@ -110,9 +113,28 @@ def test_monai_label_style_inference_keeps_geometry(spacing_bundle):
     assert pred.shape == (1, *src.shape[:3])  # a single-channel label map on the input's grid
     assert np.allclose(np.asarray(pred.affine), src.affine, atol=1e-3)
     assert set(torch.unique(pred).int().tolist()) <= set(range(8))
+    assert out["image_path"] == image  # MONAI Label's writer picks the output file type from it
 
 
-def test_without_the_delete_step_monai_label_input_fails(spacing_bundle):
+def test_training_initialize_works_with_monai_label_data(spacing_bundle, tmp_path):
+    """MONAI Label sets train#dataset#data / validate#dataset#data and no dataset_dir: initialize must still pass,
+    and it checks the data MONAI Label supplies."""
+    from monai.bundle import ConfigWorkflow
+
+    bundle, image, over = spacing_bundle
+    images = sorted(str(p) for p in Path(image).parent.glob("*_image.nii.gz"))
+    train_case, val_case = ({"image": i, "label": i.replace("_image.nii.gz", "_label.nii.gz")} for i in images[:2])
+    wf = ConfigWorkflow(config_file=str(bundle / "configs" / "train.json"), workflow_type="train",
+                        logging_file=False, bundle_root=str(bundle), dataset_dir=str(tmp_path / "absent"), **over)
+    wf.parser["train#dataset#data"] = [train_case]
+    wf.parser["validate#dataset#data"] = [val_case]
+    wf.initialize()  # would exit 2 if it tried to derive a split from the absent dataset_dir
+    wf.parser["train#dataset#data"] = [{"image": images[0], "label": str(tmp_path / "missing_label.nii.gz")}]
+    with pytest.raises(SystemExit):
+        wf.initialize()  # ... and it does check MONAI Label's own lists
+
+
+def test_without_the_parking_steps_monai_label_input_fails(spacing_bundle):
     """Negative control: the `image_path` string breaks Spacingd on monai >= 1.6 unless the bundle drops it."""
     bundle, image, over = spacing_bundle
     with pytest.raises(RuntimeError, match="Spacingd") as info:

@@ -64,6 +64,22 @@ def test_wrapper_contract(name, tmp_path):
         assert torch.equal(fresh(x), y_plain)
 
 
+def test_wrapper_warm_starts_from_deployed_backbone_weights():
+    """MONAI Label (and fine-tuning) load the shipped backbone-only model.pt into the training network."""
+    factory, size = SMALL["nnunet"]
+    trained = DSDNetwork(factory(), probe_size=size)
+    deployed = backbone_state_dict(trained.state_dict())
+    fresh = DSDNetwork(factory(), probe_size=size)
+    heads_before = {k: v.clone() for k, v in fresh.heads.state_dict().items()}
+    fresh.load_state_dict(deployed, strict=True)
+    for k, v in trained.backbone.state_dict().items():
+        assert torch.equal(fresh.backbone.state_dict()[k], v), k
+    assert all(torch.equal(fresh.heads.state_dict()[k], v) for k, v in heads_before.items())
+    fresh.load_state_dict(trained.state_dict(), strict=True)  # a full wrapper checkpoint still loads as usual
+    with pytest.raises(RuntimeError):
+        fresh.load_state_dict({"not.a.key": torch.zeros(1)}, strict=True)
+
+
 def test_ddp_prefix_and_bare_state_dict():
     factory, size = SMALL["nnunet"]
     dsd = DSDNetwork(factory(), probe_size=size)

@@ -155,14 +155,17 @@ def test_sigkill_mid_epoch_then_same_command_resumes_exactly(data, tmp_path, cap
         assert os.stat(path).st_mode & 0o777 == 0o644
     assert sorted(p.name for p in latest.parent.iterdir()) == ["latest.pt", "model.pt"]
 
-    # 5. the finished command once more: nothing to train, nothing overwritten
+    # 5. the finished command once more (or MONAI Label's Train pressed again): a new run; the finished run's
+    #    checkpoint and best model are kept in models/previous_run/, nothing is lost
     latest_sha = _sha(latest)
     caplog.set_level(logging.INFO)
     run(config_file=str(bundle / "configs" / "train.json"), logging_file=False, bundle_root=str(bundle),
         dataset_dir=str(data), num_workers=0, num_epochs=EPOCHS, val_interval=1, num_samples=1, lr_step_decay=True,
         learning_rate=LR, **tiny_overrides(NAME))
-    assert f"is at epoch {EPOCHS} >= num_epochs {EPOCHS}: nothing left to train" in caplog.text
-    assert _sha(latest) == latest_sha and _sha(model) == model_sha
+    assert f"is a finished run (epoch {EPOCHS} >= num_epochs {EPOCHS}): starting a new run" in caplog.text
+    previous = latest.parent / "previous_run"
+    assert _sha(previous / "latest.pt") == latest_sha and _sha(previous / "model.pt") == model_sha
+    assert torch.load(latest, weights_only=True)["epoch"] == EPOCHS  # the new run trained all its epochs
 
 
 def _train_losses(data: Path, bundle: Path, seed: int, epochs: int = 2) -> list[float]:
