@@ -287,6 +287,21 @@ def _fold_problem(fold: Any) -> str | None:
     return None
 
 
+def _model_problems(model_path: str) -> list[str]:
+    """Evaluation needs trained weights: say so before any data is read."""
+    if not os.path.isfile(model_path):
+        return [f"{model_path}: no trained model; train the bundle first (configs/train.json) or copy the released "
+                "models/model.pt into the bundle"]
+    try:
+        import torch
+
+        torch.load(model_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated download, or pickled objects that weights_only refuses
+        return [f"{model_path}: cannot be loaded with torch.load(weights_only=True) ({type(exc).__name__}); "
+                "re-export it with scripts/package_bundle.py or train again"]
+    return []
+
+
 def datalist_or_exit(dataset: str, dataset_dir: str | None, fold: Any = 0, datalist: str | dict | None = None,
                      seed: int = 0) -> dict:
     """`build_datalist` for bundle configs: a bad folder, file or fold ends in one clear message, not a traceback."""
@@ -303,7 +318,8 @@ def datalist_or_exit(dataset: str, dataset_dir: str | None, fold: Any = 0, datal
 
 def preflight(dataset: str, dataset_dir: str | None, fold: Any = 0, datalist: str | dict | None = None,
               seed: int = 0, patch_size: Any = None, splits: tuple[str, ...] = ("training", "validation"),
-              dsd_mode: str | None = None, max_cases: int | None = None) -> IntegrityReport:
+              dsd_mode: str | None = None, max_cases: int | None = None,
+              model_path: str | None = None) -> IntegrityReport:
     """The check a bundle runs before training or evaluation: clear message and exit, never a deep traceback.
 
     Validates ``dsd_mode``, builds the datalist (or takes ``datalist`` as given: bundles pass the very lists their
@@ -316,6 +332,8 @@ def preflight(dataset: str, dataset_dir: str | None, fold: Any = 0, datalist: st
 
         if dsd_mode not in DSD_MODES:
             problems.append(f"unknown --dsd_mode {dsd_mode!r}: choose one of {', '.join(DSD_MODES)}")
+    if model_path is not None:
+        problems += _model_problems(model_path)
     report = IntegrityReport()
     fold_problem = None if isinstance(datalist, dict) else _fold_problem(fold)
     if fold_problem:

@@ -57,8 +57,10 @@ class PerClassCSV:
     Attach to an evaluator whose metric handlers use ``save_details=True`` (MONAI's default).
     """
 
-    def __init__(self, save_dir: str | os.PathLike, class_names: list[str], metric_names: list[str]) -> None:
+    def __init__(self, save_dir: str | os.PathLike, class_names: list[str], metric_names: list[str],
+                 prefix: str = "") -> None:
         self.save_dir = Path(save_dir)
+        self.prefix = prefix  # e.g. "regions_" for the BraTS regions next to the per-label files
         self.class_names = list(class_names)
         self.metric_names = list(metric_names)
         self.files: list[str] = []
@@ -83,7 +85,7 @@ class PerClassCSV:
         n = min(len(v) for v in details.values())
         files = files[:n] + [f"case_{i}" for i in range(len(files), n)]
         header = ["case"] + [f"{m}_{c}" for m in details for c in self.class_names] + [f"{m}_mean" for m in details]
-        with open(self.save_dir / "per_case_metrics.csv", "w", newline="") as f:
+        with open(self.save_dir / f"{self.prefix}per_case_metrics.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(header)
             for i in range(n):
@@ -93,7 +95,7 @@ class PerClassCSV:
                 for v in details.values():
                     row.append(f"{np.nanmean(v[i]):.4f}" if np.isfinite(v[i]).any() else "nan")
                 w.writerow(row)
-        with open(self.save_dir / "summary.csv", "w", newline="") as f:
+        with open(self.save_dir / f"{self.prefix}summary.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["metric", "class", "mean", "std", "median", "n"])
             for m, v in details.items():

@@ -33,54 +33,25 @@ def _bundle_run(config: Path, **overrides: object) -> None:
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
 
 
-def save_slice_png(image: str, label: str, pred: str, out: str, title: str = "") -> str:
-    """Image, ground truth and prediction on the axial slice with the most foreground."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import nibabel as nib
-    import numpy as np
-
-    img = np.asarray(nib.load(image).dataobj, dtype=np.float32)
-    img = img[..., 0] if img.ndim == 4 else img
-    gt = np.asarray(nib.load(label).dataobj)
-    pr = np.asarray(nib.load(pred).dataobj)
-    z = int(np.argmax((gt > 0).sum(axis=(0, 1))))
-    n = max(int(gt.max()), int(pr.max()), 1)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-    for ax, (name, overlay) in zip(axes, [("image", None), ("ground truth", gt), ("DSD prediction", pr)]):
-        ax.imshow(np.rot90(img[:, :, z]), cmap="gray")
-        if overlay is not None:
-            ov = np.ma.masked_equal(np.rot90(overlay[:, :, z]), 0)
-            ax.imshow(ov, cmap="tab10", vmin=0, vmax=max(n, 9), alpha=0.55, interpolation="nearest")
-        ax.set_title(name)
-        ax.axis("off")
-    fig.suptitle(title or f"{Path(image).name}, slice {z}")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
-
-
 def main(bundle: str = "hippocampus_nnunet_dsd", epochs: int = 15, num_cases: int = 24, out_dir: str = "demo",
-         val_interval: int = 5, num_workers: int = 2, num_samples: int = 4) -> str:
+         val_interval: int = 5, num_workers: int = 2, num_samples: int = 4, bundles_dir: str = str(ROOT / "bundles")) -> str:
     """Run the whole demo for one bundle and return the PNG path.
 
     The demo keeps the bundle's network and preprocessing and only shortens the schedule: fewer epochs and
     ``num_samples`` patches per volume instead of the paper's (16 for Hippocampus), so it fits a few CPU minutes.
     """
     from make_demo_data import make_demo_data
+    from plot_qualitative import plot_qualitative
 
     from dsd_components.data import build_datalist
 
     t0 = time.time()
-    bdir = ROOT / "bundles" / bundle
+    bdir = Path(bundles_dir) / bundle
     if not bdir.is_dir():
-        raise SystemExit(f"No bundle {bundle!r} under {ROOT / 'bundles'}; choose one of "
-                         f"{', '.join(sorted(p.name for p in (ROOT / 'bundles').iterdir()))}.")
+        raise SystemExit(f"No bundle {bundle!r} under {bundles_dir}; choose one of "
+                         f"{', '.join(sorted(p.name for p in Path(bundles_dir).iterdir()))}.")
     dataset = json.loads((bdir / "configs" / "train.json").read_text())["dataset"]
-    work = (ROOT / out_dir).resolve()
+    work = (ROOT / out_dir).resolve()  # an absolute out_dir stays as it is
     data_dir = work / dataset
     if not data_dir.exists():
         make_demo_data(dataset, str(data_dir), num_cases=num_cases, seed=0)
@@ -103,8 +74,8 @@ def main(bundle: str = "hippocampus_nnunet_dsd", epochs: int = 15, num_cases: in
     case = test[0]
     name = Path(case["image"]).name
     pred = run_dir / "pred" / name.replace(".nii.gz", "_seg.nii.gz")
-    png = save_slice_png(case["image"], case["label"], str(pred), str(run_dir / "demo_slice.png"),
-                         title=f"{bundle}: {name}")
+    png = plot_qualitative(case["image"], case["label"], preds={"DSD prediction": str(pred)},
+                           out=str(run_dir / "demo_slice.png"), dataset=dataset)
     print(f"\nDemo finished in {time.time() - t0:.0f} s")
     print(f"  model:      {bdir / 'models' / 'model.pt'}")
     print(f"  metrics:    {run_dir / 'eval' / 'summary.csv'}")

@@ -217,6 +217,24 @@ def test_evaluate_checks_the_test_split(task, bundle, capsys):
                  output_dir=str(task / "eval"))
 
 
+@pytest.mark.parametrize("model", ["missing", "corrupt"])
+def test_evaluate_without_usable_model(model, task, bundle, capsys):
+    """evaluate.json names models/model.pt and the fix instead of MONAI's CheckpointLoader traceback."""
+    path = bundle / "models" / "model.pt"
+    shutil.rmtree(bundle / "models", ignore_errors=True)
+    if model == "corrupt":
+        path.parent.mkdir()
+        path.write_bytes(b"PK\x03\x04 truncated")
+    needle = "no trained model" if model == "missing" else "cannot be loaded with torch.load(weights_only=True)"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:  # not _expect_exit: it clears models/ first
+        run(config_file=str(bundle / "configs" / "evaluate.json"), logging_file=False, bundle_root=str(bundle),
+            dataset_dir=str(task), output_dir=str(task / "eval"), **TRAIN)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and needle in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize("content", ["garbage", "other_network"])
 def test_unusable_latest_checkpoint(content, task, bundle, capsys):
     """A latest.pt that cannot be resumed stops the run with its path and the fix, before training."""

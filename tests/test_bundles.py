@@ -85,6 +85,9 @@ def test_train_evaluate_infer(name, demo_root, tmp_path):
             v = float(r[c])
             assert math.isnan(v) or 0.0 <= v <= 1.0
     assert (out_eval / "summary.csv").is_file()
+    if ds == "brats":  # the standard regions next to the reference code's per-label scores
+        with open(out_eval / "regions_summary.csv") as f:
+            assert {r["class"] for r in csv.DictReader(f)} == {"WT", "TC", "ET", "mean"}
 
     # inference on the raw images of the validation split: same shape and affine, labels within channel_def
     images = sorted({str(p) for p in Path(data_dir).rglob("*.nii.gz") if "label" not in p.name and "labelsTr" not in str(p)})[:2]
