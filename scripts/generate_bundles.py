@@ -277,10 +277,6 @@ def train_config(name: str) -> dict[str, Any]:
     return cfg
 
 
-def _datalist_expr(split: str) -> str:
-    return f"$@datalists[@eval_split]" if split == "eval" else f"$@datalists['{split}']"
-
-
 def evaluate_config(name: str) -> dict[str, Any]:
     """Load models/model.pt into the stock backbone; per-case, per-class Dice and HD95 (mm) to CSV."""
     dataset = PAIRINGS[name][0]
@@ -594,7 +590,7 @@ def bundle_readme(name: str) -> str:
     pre = "; ".join(t["_target_"] + ("(" + ", ".join(f"{k}={v}" for k, v in t.items() if k not in ("_target_", "keys")) + ")") for t in _load_transforms(ds, ["image", "label"], train=False))
     aug = "; ".join(t["_target_"] for t in _random_transforms(ds))
     classes = ", ".join(f"{i} {c}" for i, c in enumerate(ds["classes"]))
-    schedule = f"StepLR(step = epochs // 6, gamma 0.5)" if step_decay else "constant learning rate"
+    schedule = "StepLR(step = epochs // 6, gamma 0.5)" if step_decay else "constant learning rate"
     regions = (
         "\nThe network is trained, as in the reference code, on the MSD labels (1 edema, 2 non-enhancing tumour, "
         "3 enhancing tumour)\nand those per-label scores are what the paper's Table 2 reports; the standard BraTS "

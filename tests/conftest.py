@@ -17,3 +17,13 @@ torch.set_num_threads(2)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture()
+def one_thread():
+    """One intra-op thread: bit-identical CPU runs need a fixed reduction order, and it is also faster than two on
+    the 2 shared cores the tests get."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -44,14 +44,6 @@ def bundle(tmp_path_factory) -> Path:
     return copy_bundle(NAME, tmp_path_factory.mktemp("bundle"))
 
 
-@pytest.fixture()
-def one_thread():
-    """One intra-op thread: faster than two on the 2 shared CPU cores the tests get."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture()
 def task(clean, tmp_path) -> Path:

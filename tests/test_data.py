@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from dsd_components.data import (DATASETS, DatalistError, build_datalist, get_dataset, list_images,
+from dsd_components.data import (DATASETS, build_datalist, get_dataset, list_images,
                                  split_sizes, write_datalist)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,14 +41,6 @@ def data(tmp_path_factory) -> Path:
                                size=(20, 20, 20), seed=0))
 
 
-@pytest.fixture()
-def one_thread():
-    """Bit-identical CPU runs need a fixed reduction order: one intra-op thread (also faster on 2 shared cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _cli(bundle: Path, data: Path) -> list[str]:
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "train.json"),

@@ -19,7 +19,7 @@ import pytest
 from bundle_utils import ROOT
 
 from dsd_components.study import (
-    STUDIES, plan_study, run_study, small_network_overrides, wilcoxon_paired,
+    plan_study, run_study, small_network_overrides, wilcoxon_paired,
 )
 
 sys.path.insert(0, str(ROOT / "scripts"))
