@@ -287,6 +287,30 @@ def _fold_problem(fold: Any) -> str | None:
     return None
 
 
+def _patch_problems(network: Any, patch_size: Any) -> list[str]:
+    """Run the training-mode forward on ``meta`` tensors (shapes only, no compute): a patch the network cannot take
+    (too small for its deepest stage, or not divisible by its strides) is reported here, not deep inside a norm layer."""
+    patch = parse_patch_size(patch_size)
+    if network is None or patch is None:
+        return []
+    import torch
+
+    from .taps import on_meta, input_spec
+
+    _, in_channels = input_spec(network)
+    was_training = network.training
+    try:
+        with torch.no_grad(), on_meta(network):
+            network.train()(torch.empty(1, in_channels, *patch, device="meta"))
+    except Exception as exc:  # noqa: BLE001 - any failure means this patch size cannot train
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return [f"--patch_size {list(patch)}: {type(network).__name__} cannot train on it ({first}); use the bundle's "
+                "default patch size or a larger multiple of the network's total stride (16 for these networks)"]
+    finally:
+        network.train(was_training)
+    return []
+
+
 def _model_problems(model_path: str) -> list[str]:
     """Evaluation needs trained weights: say so before any data is read."""
     if not os.path.isfile(model_path):
@@ -319,7 +343,7 @@ def datalist_or_exit(dataset: str, dataset_dir: str | None, fold: Any = 0, datal
 def preflight(dataset: str, dataset_dir: str | None, fold: Any = 0, datalist: str | dict | None = None,
               seed: int = 0, patch_size: Any = None, splits: tuple[str, ...] = ("training", "validation"),
               dsd_mode: str | None = None, max_cases: int | None = None,
-              model_path: str | None = None) -> IntegrityReport:
+              model_path: str | None = None, network: Any = None) -> IntegrityReport:
     """The check a bundle runs before training or evaluation: clear message and exit, never a deep traceback.
 
     Validates ``dsd_mode``, builds the datalist (or takes ``datalist`` as given: bundles pass the very lists their
@@ -334,6 +358,7 @@ def preflight(dataset: str, dataset_dir: str | None, fold: Any = 0, datalist: st
             problems.append(f"unknown --dsd_mode {dsd_mode!r}: choose one of {', '.join(DSD_MODES)}")
     if model_path is not None:
         problems += _model_problems(model_path)
+    problems += _patch_problems(network, patch_size)
     report = IntegrityReport()
     fold_problem = None if isinstance(datalist, dict) else _fold_problem(fold)
     if fold_problem:

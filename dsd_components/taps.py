@@ -151,7 +151,7 @@ def resolve(net: nn.Module, path: str) -> tuple[nn.Module, bool]:
 
 
 @contextmanager
-def _on_meta(net: nn.Module) -> Iterator[None]:
+def on_meta(net: nn.Module) -> Iterator[None]:
     """Temporarily swap every parameter and buffer for a ``meta`` tensor of the same shape, then restore them.
 
     Swapping per module (not by name) keeps modules that appear twice in the tree, such as DynUNet's
@@ -190,7 +190,7 @@ def probe_taps(backbone: nn.Module, paths: Sequence[str], probe_size: Sequence[i
     was_training = backbone.training
     backbone.eval()
     try:
-        with torch.no_grad(), _on_meta(backbone):
+        with torch.no_grad(), on_meta(backbone):
             out = backbone(x)
     finally:
         backbone.train(was_training)

@@ -269,7 +269,7 @@ def train_config(name: str) -> dict[str, Any]:
         },
         # the lists the datasets really use: MONAI Label replaces train#dataset#data and validate#dataset#data
         "check_lists": {"training": "@train#dataset#data", "validation": "@validate#dataset#data"},
-        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist=@check_lists, patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if @check_data else 0)",
+        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist=@check_lists, patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if @check_data else 0, network=@network_def)",
         "initialize": ["$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
         "finalize": [],

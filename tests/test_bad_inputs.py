@@ -176,6 +176,10 @@ def _unknown_dsd_mode(task):
     return {"dsd_mode": "dsdd"}, ["unknown --dsd_mode 'dsdd'", "basic, ds, sdd, sde, dsd"]
 
 
+def _patch_too_small(task):
+    return {"patch_size": [16, 16, 16]}, ["--patch_size [16, 16, 16]", "DynUNet cannot train on it"]
+
+
 def _dataset_dir_missing(task):
     return {"dataset_dir": str(task / "nowhere")}, [task / "nowhere", "is not a folder", "--dataset_dir"]
 
@@ -190,7 +194,8 @@ def _everything_at_once(task):
 BROKEN = [_truncated_image, _label_not_nifti, _missing_label, _wrong_channels, _label_out_of_range,
           _label_shape_mismatch, _label_affine_mismatch, _label_spacing_mismatch, _nan_voxels,
           _blank_image_empty_label, _malformed_dataset_json, _dataset_json_without_labels, _malformed_datalist,
-          _datalist_with_missing_files, _wrong_fold, _fold_not_a_number, _unknown_dsd_mode, _dataset_dir_missing,
+          _datalist_with_missing_files, _wrong_fold, _fold_not_a_number, _unknown_dsd_mode, _patch_too_small,
+          _dataset_dir_missing,
           _everything_at_once]
 
 
