@@ -445,13 +445,18 @@ def multi_gpu_train_config(name: str) -> dict[str, Any]:
         "network": {"_target_": "torch.nn.parallel.DistributedDataParallel", "module": "$@dsd_network.to(@device)",
                     "device_ids": "$[@device] if torch.cuda.is_available() else None",
                     "find_unused_parameters": "$dsd_components.ddp_needs_unused_parameters(@network_def)"},
-        "train#dataset#data": "$monai.data.partition_dataset(@datalists['training'], num_partitions=@world_size, shuffle=True, seed=@seed, even_divisible=True)[@rank]",
+        # Each rank caches and trains on its own partition of whatever train#dataset#data holds (the bundle's split,
+        # or the list MONAI Label injects): a new dataset object, so that key itself is never overridden here.
+        "train#dataset_rank": {
+            "_target_": "CacheDataset", "transform": "@train#preprocessing", "cache_rate": "@cache_rate",
+            "num_workers": "@num_workers", "copy_cache": False,
+            "data": "$monai.data.partition_dataset(@train#dataset#data, num_partitions=@world_size, shuffle=True, seed=@seed, even_divisible=True)[@rank]"},
+        "train#dataloader#dataset": "@train#dataset_rank",
         # Fewer validation cases than ranks: pad by repeating cases (MONAI refuses otherwise); normally no padding.
         "validate#sampler": {"_target_": "DistributedSampler", "dataset": "@validate#dataset",
                              "even_divisible": "$len(@validate#dataset) < @world_size", "shuffle": False},
         "validate#dataloader#sampler": "@validate#sampler",
         **_rank0_only(train_config(name)),
-        "check_lists#training": "$@datalists['training']",  # rank 0 checks every case, not only its partition
         "check_data": "$@rank == 0",
         "initialize": ["$@dist_init", "$monai.utils.set_determinism(seed=@seed + @rank)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],

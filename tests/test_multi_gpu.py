@@ -45,6 +45,9 @@ def test_ddp_train_two_processes(name, mode, hippo_data, tmp_path):
     assert "unused parameters" not in log.lower()
     # rank 0 alone logs, writes TensorBoard and checkpoints
     assert log.count("Epoch: 2/2, Iter: 1/") == 1
+    # each rank trains on its own half of the training cases (partition_dataset, even_divisible)
+    n_train = len(parse(bundle, "train.json", dataset_dir=str(hippo_data)).get_parsed_content("datalists")["training"])
+    assert f"Epoch: 2/2, Iter: 1/{-(-n_train // 2)} " in log
     pids = {p.name.split(".")[-2] for p in (bundle / "logs").glob("events.out.tfevents.*")}
     assert len(pids) == 1, pids
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
