@@ -416,21 +416,28 @@ def _ddp_common() -> dict[str, Any]:
             "$torch.distributed.is_initialized() or torch.distributed.init_process_group(backend=@backend)",
             "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
         ],
+        "check_data": "$@rank == 0",  # rank 0 checks the data; the others only build their datalists
+        "finalize": ["$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()"],
     }
 
 
+def _distributed_sampler(dataset_ref: str) -> dict[str, Any]:
+    """Evaluation split across ranks; with fewer cases than ranks, cases repeat (MONAI refuses otherwise)."""
+    return {"_target_": "DistributedSampler", "dataset": dataset_ref,
+            "even_divisible": f"$len({dataset_ref}) < @world_size", "shuffle": False}
+
+
 # Handlers that only log: created on rank 0 only (a disabled list item is dropped by MONAI's config parser), so other
-# ranks write no TensorBoard files and print no duplicate lines.
-RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "ignite.handlers.ProgressBar", "MetricsSaver")
+# ranks write no TensorBoard files and print no duplicate lines. MetricsSaver and PerClassCSV are not listed: they
+# all-gather file names, so every rank must run them (they write on rank 0 only).
+RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "ignite.handlers.ProgressBar")
 
 
-def _rank0_only(cfg: dict[str, Any]) -> dict[str, str]:
-    out = {}
-    for section in ("train", "validate"):
-        for i, handler in enumerate(cfg[section]["handlers"]):
-            if handler["_target_"] in RANK0_ONLY:
-                out[f"{section}#handlers#{i}#_disabled_"] = "$@rank > 0"
-    return out
+def _rank0_only(handler_lists: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """``{config id of a handler list: the list}`` -> overrides disabling its logging handlers on ranks > 0."""
+    return {f"{list_id}#{i}#_disabled_": "$@rank > 0"
+            for list_id, handlers in handler_lists.items()
+            for i, handler in enumerate(handlers) if handler["_target_"] in RANK0_ONLY}
 
 
 def multi_gpu_train_config(name: str) -> dict[str, Any]:
@@ -440,6 +447,7 @@ def multi_gpu_train_config(name: str) -> dict[str, Any]:
     DistributedSampler and MONAI's metric handlers all-gather the scores, so every rank sees the same metric; only
     rank 0 logs, writes TensorBoard and saves checkpoints (DSDCheckpointer reads the rank itself).
     """
+    train = train_config(name)
     return {
         **_ddp_common(),
         "network": {"_target_": "torch.nn.parallel.DistributedDataParallel", "module": "$@dsd_network.to(@device)",
@@ -452,15 +460,11 @@ def multi_gpu_train_config(name: str) -> dict[str, Any]:
             "num_workers": "@num_workers", "copy_cache": False,
             "data": "$monai.data.partition_dataset(@train#dataset#data, num_partitions=@world_size, shuffle=True, seed=@seed, even_divisible=True)[@rank]"},
         "train#dataloader#dataset": "@train#dataset_rank",
-        # Fewer validation cases than ranks: pad by repeating cases (MONAI refuses otherwise); normally no padding.
-        "validate#sampler": {"_target_": "DistributedSampler", "dataset": "@validate#dataset",
-                             "even_divisible": "$len(@validate#dataset) < @world_size", "shuffle": False},
+        "validate#sampler": _distributed_sampler("@validate#dataset"),
         "validate#dataloader#sampler": "@validate#sampler",
-        **_rank0_only(train_config(name)),
-        "check_data": "$@rank == 0",
+        **_rank0_only({"train#handlers": train["train"]["handlers"], "validate#handlers": train["validate"]["handlers"]}),
         "initialize": ["$@dist_init", "$monai.utils.set_determinism(seed=@seed + @rank)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
-        "finalize": ["$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()"],
     }
 
 
@@ -468,13 +472,11 @@ def multi_gpu_evaluate_config(name: str) -> dict[str, Any]:
     """DDP override of evaluate.json: each rank evaluates a share of the cases; rank 0 writes the CSVs."""
     return {
         **_ddp_common(),
-        "sampler": {"_target_": "DistributedSampler", "dataset": "@dataset_obj",
-                    "even_divisible": "$len(@dataset_obj) < @world_size", "shuffle": False},
+        "sampler": _distributed_sampler("@dataset_obj"),
         "dataloader#sampler": "@sampler",
-        "check_data": "$@rank == 0",
+        **_rank0_only({"handlers": evaluate_config(name)["handlers"]}),
         "initialize": ["$@dist_init", "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
-        "finalize": ["$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()"],
     }
 
 
