@@ -630,7 +630,8 @@ def bundle_readme(name: str) -> str:
 - Validation every {ds['val_interval']} epochs: sliding window {ds['patch']}^3, overlap 0.25, mean foreground Dice.
 - Checkpoints: `models/latest.pt` after every epoch, written atomically; running the same command again after a
   crash or kill resumes from it (model, optimizer, scheduler, epoch, best score; random state is reseeded per
-  epoch, so the interrupted epoch is replayed exactly). `--resume false` starts over; a finished run is not
+  epoch, so with `--num_workers 0` the interrupted epoch is replayed exactly; with worker processes it draws other
+  random patches). `--resume false` starts over; a finished run is not
   resumed but moved to `models/previous_run/`. `models/model.pt` = best backbone.
 
 ## Commands (from the repository root, the bundle folder, or a copy of it)
