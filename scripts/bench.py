@@ -168,9 +168,10 @@ def _r(x: float, nd: int = 4) -> float:
 class Trainee:
     """A network, its loss and optimizer, stepped exactly as SupervisedTrainer steps it (optionally with AMP)."""
 
-    def __init__(self, net: torch.nn.Module, mode: str, device: torch.device, amp: bool = False) -> None:
+    def __init__(self, net: torch.nn.Module, mode: str, device: torch.device, amp: bool = False,
+                 fused: bool = True) -> None:
         self.net = net.to(device).train()
-        self.loss = DSDLoss(mode)
+        self.loss = DSDLoss(mode, fused=fused)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=1e-4, weight_decay=1e-5)
         self.device, self.amp = device, amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
@@ -201,24 +202,9 @@ class Trainee:
                 t0 = _now(dev)
                 out = net(x)
                 t1 = _now(dev)
-                lf = self.loss
-                if isinstance(net, DSDNetwork):
-                    main, enc, dec = out
-                else:
-                    main, enc, dec = out, (), ()
-                total = lf.dice_ce(main, y)
+                total = self.loss(out, y)  # every term of the mode (one autograd node when fused)
                 t2 = _now(dev)
-                t["loss_main"] = t2 - t1
-                if dec and lf.use_ds:
-                    ds_fn = getattr(lf, "deep_supervision", None) or (lambda hs, t: sum(lf.dice_ce(h, t) for h in hs))
-                    total = total + lf.lambda_ds * ds_fn(dec, y)
-                    t3 = _now(dev)
-                    t["loss_ds"], t2 = t3 - t2, t3
-                for side, heads, w, used in (("enc", enc, lf.alpha, lf.use_enc), ("dec", dec, lf.beta, lf.use_dec)):
-                    if heads and used:
-                        total = total + w * lf.distillation(heads, side)[0]
-                        t3 = _now(dev)
-                        t[f"loss_kl_{side}"], t2 = t3 - t2, t3
+                t["loss_fwd"] = t2 - t1
         finally:
             h1.remove()
             h2.remove()
@@ -253,39 +239,31 @@ def saved_activations(tr: Trainee, x: torch.Tensor, y: torch.Tensor) -> dict[str
     def mark(name: str) -> None:
         phase[name] = sum(seen.values()) / 2**20 - sum(phase.values())
 
-    net, lf = tr.net, tr.loss
+    net = tr.net
     bb = net.backbone if isinstance(net, DSDNetwork) else net
     h = bb.register_forward_hook(lambda m, a, o: mark("backbone"))
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), tr._autocast():
             out = net(x)
             mark("heads")
-            main, enc, dec = out if isinstance(net, DSDNetwork) else (out, (), ())
-            lf.dice_ce(main, y)
-            mark("loss_main")
-            if dec and lf.use_ds:
-                for hd in dec:
-                    lf.dice_ce(hd, y)
-                mark("loss_ds")
-            for side, heads, used in (("enc", enc, lf.use_enc), ("dec", dec, lf.use_dec)):
-                if heads and used:
-                    lf.distillation(heads, side)
-                    mark(f"loss_kl_{side}")
+            tr.loss(out, y)
+            mark("loss")
     finally:
         h.remove()
-    res = {k: _r(v) for k, v in phase.items() if v or k in ("backbone", "loss_main")}
+    res = {k: _r(v) for k, v in phase.items() if v or k in ("backbone", "loss")}
     res["total"] = _r(sum(seen.values()) / 2**20)
     return res
 
 
-def _pair(key: str, size: int, tiny: bool, device: torch.device, amp: bool = False) -> tuple[Trainee, Trainee]:
+def _pair(key: str, size: int, tiny: bool, device: torch.device, amp: bool = False,
+          fused: bool = True) -> tuple[Trainee, Trainee]:
     torch.manual_seed(0)
     dsd_net = DSDNetwork(build(key, size, tiny), mode="dsd")
     bare = copy.deepcopy(dsd_net.backbone)
     for m in bare.modules():  # a deepcopy keeps DSD's (inactive) tap hooks; the bare backbone must have none
         m._forward_hooks.clear()
         m._forward_pre_hooks.clear()
-    return Trainee(dsd_net, "dsd", device, amp), Trainee(bare, "basic", device, amp)
+    return Trainee(dsd_net, "dsd", device, amp, fused), Trainee(bare, "basic", device, amp, fused)
 
 
 def _batch(net: torch.nn.Module, key: str, size: int, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -298,8 +276,8 @@ def _batch(net: torch.nn.Module, key: str, size: int, batch: int, device: torch.
 
 
 def time_pair(key: str, size: int, batch: int, steps: int, warmup: int, tiny: bool, device: torch.device,
-              amp: bool = False, breakdown: bool = True) -> dict[str, Any]:
-    dsd, bare = _pair(key, size, tiny, device, amp)
+              amp: bool = False, breakdown: bool = True, fused: bool = True) -> dict[str, Any]:
+    dsd, bare = _pair(key, size, tiny, device, amp, fused)
     x, y = _batch(dsd.net, key, size, batch, device)
     for _ in range(warmup):
         dsd.step(x, y)
@@ -314,7 +292,7 @@ def time_pair(key: str, size: int, batch: int, steps: int, warmup: int, tiny: bo
             (cd if tag == "d" else cb).append(time.process_time() - c0)
     med = statistics.median
     res: dict[str, Any] = {
-        "pairing": key, "size": size, "batch": batch, "amp": amp, "tiny": tiny, "steps": steps,
+        "pairing": key, "size": size, "batch": batch, "amp": amp, "tiny": tiny, "steps": steps, "fused_loss": fused,
         "dsd_step_s": _r(med(td)), "backbone_step_s": _r(med(tb)), "step_ratio": _r(med(td) / med(tb)),
         "step_ratio_min": _r(min(td) / min(tb)),
         "params": {"backbone": sum(p.numel() for p in bare.net.parameters()),
@@ -333,26 +311,33 @@ def time_pair(key: str, size: int, batch: int, steps: int, warmup: int, tiny: bo
 
 
 def train(pairings: str = "all", size: int = 32, batch: int = 2, steps: int = 5, warmup: int = 1,
-          tiny: bool = False, device: str = "cpu", amp: bool = False, threads: int = 0, out: str | None = None):
-    """Median training-step time, DSD vs bare backbone, with a per-phase breakdown."""
+          tiny: bool = False, device: str = "cpu", amp: bool = False, threads: int = 0, fused: bool = True,
+          out: str | None = None):
+    """Median training-step time, DSD vs bare backbone, with a per-phase breakdown.
+
+    ``--batch 0`` takes each pairing's patches per step from its bundle; ``--fused false`` composes the loss from
+    MONAI's DiceCELoss instead of the fused autograd node (both sides alike), to measure what fusing buys.
+    """
     if threads:
         torch.set_num_threads(int(threads))
     dev = torch.device(device)
     rows = []
     for key in _names(pairings):
         s = _size(key, size)
-        rows.append(time_pair(key, s, int(batch), int(steps), int(warmup), bool(tiny), dev, bool(amp)))
-        print(f"# {key} {s}^3 x{batch}: DSD {rows[-1]['dsd_step_s']} s, backbone {rows[-1]['backbone_step_s']} s, "
+        b = int(batch) or pairing_info(key)["batch"]
+        rows.append(time_pair(key, s, b, int(steps), int(warmup), bool(tiny), dev, bool(amp), fused=bool(fused)))
+        print(f"# {key} {s}^3 x{b}: DSD {rows[-1]['dsd_step_s']} s, backbone {rows[-1]['backbone_step_s']} s, "
               f"ratio {rows[-1]['step_ratio']}", file=sys.stderr)
     return _emit({"benchmark": "train", "machine": machine(), "results": rows}, out)
 
 
 # --------------------------------------------------------------------------------------------- peak memory
-def _mem_worker(key: str, which: str, size: int, batch: int, steps: int, tiny: bool, device: str) -> dict[str, Any]:
+def _mem_worker(key: str, which: str, size: int, batch: int, steps: int, tiny: bool, device: str,
+                fused: bool = True) -> dict[str, Any]:
     dev = torch.device(device)
     torch.manual_seed(0)  # build only the measured network, so set-up never holds two models
-    tr = Trainee(DSDNetwork(build(key, size, tiny), mode="dsd"), "dsd", dev) if which == "dsd" else \
-        Trainee(build(key, size, tiny), "basic", dev)
+    tr = Trainee(DSDNetwork(build(key, size, tiny), mode="dsd"), "dsd", dev, fused=fused) if which == "dsd" else \
+        Trainee(build(key, size, tiny), "basic", dev, fused=fused)
     x, y = _batch(tr.net, key, size, batch, dev)
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -367,9 +352,10 @@ def _mem_worker(key: str, which: str, size: int, batch: int, steps: int, tiny: b
 
 
 def _mem_subprocess(key: str, which: str, size: int, batch: int, steps: int, tiny: bool, device: str,
-                    threads: int) -> dict[str, Any]:
+                    threads: int, fused: bool = True) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "_mem", key, which, f"--size={size}", f"--batch={batch}",
-           f"--steps={steps}", f"--device={device}", f"--threads={threads}"] + (["--tiny"] if tiny else [])
+           f"--steps={steps}", f"--device={device}", f"--threads={threads}", f"--fused={fused}"]
+    cmd += ["--tiny"] if tiny else []
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
@@ -378,15 +364,17 @@ def _mem_subprocess(key: str, which: str, size: int, batch: int, steps: int, tin
 
 
 def memory(pairings: str = "all", size: int = 32, batch: int = 2, steps: int = 2, tiny: bool = False,
-           device: str = "cpu", threads: int = 2, out: str | None = None):
-    """Peak memory of one training step, DSD vs bare backbone, each in a fresh subprocess."""
+           device: str = "cpu", threads: int = 2, fused: bool = True, out: str | None = None):
+    """Peak memory of one training step, DSD vs bare backbone, each in a fresh subprocess (``--batch 0``: the
+    pairing's own patches per step)."""
     rows = []
     for key in _names(pairings):
+        batch_k = int(batch) or pairing_info(key)["batch"]
         s = _size(key, size)
-        d = _mem_subprocess(key, "dsd", s, int(batch), int(steps), bool(tiny), device, int(threads))
-        b = _mem_subprocess(key, "backbone", s, int(batch), int(steps), bool(tiny), device, int(threads))
+        d = _mem_subprocess(key, "dsd", s, batch_k, int(steps), bool(tiny), device, int(threads), bool(fused))
+        b = _mem_subprocess(key, "backbone", s, batch_k, int(steps), bool(tiny), device, int(threads), bool(fused))
         rows.append({
-            "pairing": key, "size": s, "batch": int(batch), "tiny": bool(tiny),
+            "pairing": key, "size": s, "batch": batch_k, "tiny": bool(tiny), "fused_loss": bool(fused),
             "metric": "cuda max_memory_allocated" if device.startswith("cuda") else "max RSS of a fresh process",
             "dsd_peak_MiB": _r(d["peak_bytes"] / 2**20), "backbone_peak_MiB": _r(b["peak_bytes"] / 2**20),
             "peak_ratio": _r(d["peak_bytes"] / b["peak_bytes"]),
@@ -394,7 +382,7 @@ def memory(pairings: str = "all", size: int = 32, batch: int = 2, steps: int = 2
             "backbone_step_growth_MiB": _r(b["step_peak_bytes"] / 2**20),
             "step_growth_ratio": _r(d["step_peak_bytes"] / max(b["step_peak_bytes"], 1)),
         })
-        print(f"# {key} {s}^3 x{batch}: peak DSD {rows[-1]['dsd_peak_MiB']} MiB, backbone "
+        print(f"# {key} {s}^3 x{batch_k}: peak DSD {rows[-1]['dsd_peak_MiB']} MiB, backbone "
               f"{rows[-1]['backbone_peak_MiB']} MiB, ratio {rows[-1]['peak_ratio']}", file=sys.stderr)
     return _emit({"benchmark": "memory", "machine": machine(), "results": rows}, out)
 
@@ -672,11 +660,11 @@ def _peak(key: str, size: int, batch: int, tiny: bool, dev: torch.device, amp: b
 
 # --------------------------------------------------------------------------------------------- CLI
 def _mem(key: str, which: str, size: int = 32, batch: int = 2, steps: int = 2, tiny: bool = False,
-         device: str = "cpu", threads: int = 0):
+         device: str = "cpu", threads: int = 0, fused: bool = True):
     """Internal: one memory measurement in this (fresh) process; prints one JSON line."""
     if threads:
         torch.set_num_threads(int(threads))
-    print(json.dumps(_mem_worker(key, which, int(size), int(batch), int(steps), bool(tiny), device)))
+    print(json.dumps(_mem_worker(key, which, int(size), int(batch), int(steps), bool(tiny), device, bool(fused))))
 
 
 if __name__ == "__main__":
