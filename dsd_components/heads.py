@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -25,6 +26,56 @@ def upsample_steps(scale: Sequence[int]) -> list[tuple[int, ...]]:
         exps.append(e)
     n = max(exps)
     return [tuple(2 if i < e else 1 for e in exps) for i in range(n)]
+
+
+@contextlib.contextmanager
+def _without_onednn() -> Iterator[None]:
+    """Turn oneDNN (mkldnn) convolutions off for the ops inside, and only those."""
+    # the switch torch.backends.mkldnn.flags() flips, without also resetting its TF32/precision settings
+    previous = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(previous)
+
+
+class _NativeCPUConv(torch.autograd.Function):
+    """A convolution (plain or transposed, no padding, kernel == stride) whose forward *and* backward use PyTorch's
+    native CPU kernels.
+
+    Why: for the heads' few output channels (class maps), oneDNN's kernels cost 2-4x the native ones on CPU, mostly
+    in the backward (measured in docs/PERFORMANCE.md). Same operator, same result to float rounding; CUDA never
+    takes this path.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,  # type: ignore[override]
+                stride: tuple[int, ...], transposed: bool) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.transposed, ctx.has_bias = list(stride), transposed, bias is not None
+        zeros, ones = [0] * len(stride), [1] * len(stride)
+        with _without_onednn():
+            return torch.ops.aten.convolution(x, weight, bias, list(stride), zeros, ones, transposed, zeros, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        zeros, ones = [0] * len(ctx.stride), [1] * len(ctx.stride)
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+        bias_sizes = [weight.shape[1] if ctx.transposed else weight.shape[0]] if ctx.has_bias else None
+        with _without_onednn():
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                grad.contiguous(), x, weight, bias_sizes, ctx.stride, zeros, ones, ctx.transposed, zeros, 1, mask)
+        return gx, gw, gb, None, None
+
+
+def head_conv(x: torch.Tensor, layer: nn.modules.conv._ConvNd) -> torch.Tensor:
+    """``layer(x)`` for a head's projection or kernel == stride upsampling; on CPU through the native kernels."""
+    if x.device.type != "cpu" or not torch.backends.mkldnn.is_available() or x.dtype not in (torch.float32,
+                                                                                              torch.float64):
+        return layer(x)
+    return _NativeCPUConv.apply(x, layer.weight, layer.bias, tuple(layer.stride), layer.transposed)
 
 
 class BottleneckHead(nn.Module):
@@ -65,7 +116,7 @@ class BottleneckHead(nn.Module):
         self.up = nn.ModuleList(deconv(out_channels, out_channels, kernel_size=s, stride=s, bias=True) for s in distinct)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(x)
+        x = head_conv(x, self.proj)
         for i in range(self.num_steps):
-            x = self.up[min(i, len(self.up) - 1)](x)
+            x = head_conv(x, self.up[min(i, len(self.up) - 1)])
         return x

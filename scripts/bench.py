@@ -160,6 +160,17 @@ def _emit(result: dict[str, Any], out: str | None) -> dict[str, Any]:
     return result
 
 
+def _flag(value: Any) -> bool:
+    """A CLI boolean: fire passes ``--fused false`` as the string "false", which ``bool()`` would call true."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"expected a boolean (true/false), got {value!r}")
+    return bool(value)
+
+
 def _r(x: float, nd: int = 4) -> float:
     return float(f"{x:.{nd}g}") if math.isfinite(x) else x
 
@@ -325,7 +336,7 @@ def train(pairings: str = "all", size: int = 32, batch: int = 2, steps: int = 5,
     for key in _names(pairings):
         s = _size(key, size)
         b = int(batch) or pairing_info(key)["batch"]
-        rows.append(time_pair(key, s, b, int(steps), int(warmup), bool(tiny), dev, bool(amp), fused=bool(fused)))
+        rows.append(time_pair(key, s, b, int(steps), int(warmup), _flag(tiny), dev, _flag(amp), fused=_flag(fused)))
         print(f"# {key} {s}^3 x{b}: DSD {rows[-1]['dsd_step_s']} s, backbone {rows[-1]['backbone_step_s']} s, "
               f"ratio {rows[-1]['step_ratio']}", file=sys.stderr)
     return _emit({"benchmark": "train", "machine": machine(), "results": rows}, out)
@@ -371,10 +382,10 @@ def memory(pairings: str = "all", size: int = 32, batch: int = 2, steps: int = 2
     for key in _names(pairings):
         batch_k = int(batch) or pairing_info(key)["batch"]
         s = _size(key, size)
-        d = _mem_subprocess(key, "dsd", s, batch_k, int(steps), bool(tiny), device, int(threads), bool(fused))
-        b = _mem_subprocess(key, "backbone", s, batch_k, int(steps), bool(tiny), device, int(threads), bool(fused))
+        d = _mem_subprocess(key, "dsd", s, batch_k, int(steps), _flag(tiny), device, int(threads), _flag(fused))
+        b = _mem_subprocess(key, "backbone", s, batch_k, int(steps), _flag(tiny), device, int(threads), _flag(fused))
         rows.append({
-            "pairing": key, "size": s, "batch": batch_k, "tiny": bool(tiny), "fused_loss": bool(fused),
+            "pairing": key, "size": s, "batch": batch_k, "tiny": _flag(tiny), "fused_loss": _flag(fused),
             "metric": "cuda max_memory_allocated" if device.startswith("cuda") else "max RSS of a fresh process",
             "dsd_peak_MiB": _r(d["peak_bytes"] / 2**20), "backbone_peak_MiB": _r(b["peak_bytes"] / 2**20),
             "peak_ratio": _r(d["peak_bytes"] / b["peak_bytes"]),
@@ -437,7 +448,7 @@ def inference(pairings: str = "all", size: int = 32, repeats: int = 5, tiny: boo
     rows = []
     for key in _names(pairings):
         s = _size(key, size)
-        rows.append(infer_pair(key, s, int(repeats), bool(tiny), dev, bool(amp)))
+        rows.append(infer_pair(key, s, int(repeats), _flag(tiny), dev, _flag(amp)))
         print(f"# {key}: inference ratio {rows[-1]['ratio']}", file=sys.stderr)
     return _emit({"benchmark": "inference", "machine": machine(), "results": rows}, out)
 
@@ -582,26 +593,28 @@ def gpu(out: str | None = None, device: str = "cuda", tiny: bool = False, steps:
         tiny_size = 64 if BACKBONES[key]["_target_"].endswith("SwinUNETR") else 32
         s = int(size) or (tiny_size if tiny else info["patch"])
         b = int(batch) or (1 if tiny else info["batch"])
-        for amp in (True, False):
-            for bench in (True, False):
-                tag = f"{key} amp={amp} cudnn.benchmark={bench}"
-                if left() < 0:
-                    result["skipped"].append(tag)
-                    continue
-                torch.backends.cudnn.benchmark = bench
-                row = time_pair(key, s, b, int(steps), int(warmup), bool(tiny), dev, amp, breakdown=(bench and amp))
-                row["cudnn_benchmark"] = bench
-                for which, tr_mode in (("dsd", "dsd"), ("backbone", "basic")):
-                    row[f"{which}_peak_MiB"] = _peak(key, s, b, bool(tiny), dev, amp, which)
-                if row.get("dsd_peak_MiB") and row.get("backbone_peak_MiB"):
-                    row["peak_ratio"] = _r(row["dsd_peak_MiB"] / row["backbone_peak_MiB"])
-                result["train"].append(row)
-                print(f"# {tag}: DSD {row['dsd_step_s']} s, backbone {row['backbone_step_s']} s, ratio "
-                      f"{row['step_ratio']}, peak ratio {row.get('peak_ratio')}", file=sys.stderr)
-                save()
+        # (amp, cudnn.benchmark, fused loss); the last row measures what the fused loss buys on this GPU
+        for amp, bench, fused in ((True, True, True), (True, False, True), (False, True, True), (False, False, True),
+                                  (True, True, False)):
+            tag = f"{key} amp={amp} cudnn.benchmark={bench} fused_loss={fused}"
+            if left() < 0:
+                result["skipped"].append(tag)
+                continue
+            torch.backends.cudnn.benchmark = bench
+            row = time_pair(key, s, b, int(steps), int(warmup), _flag(tiny), dev, amp, breakdown=(bench and amp),
+                            fused=fused)
+            row["cudnn_benchmark"] = bench
+            for which in ("dsd", "backbone"):
+                row[f"{which}_peak_MiB"] = _peak(key, s, b, _flag(tiny), dev, amp, which, fused)
+            if row.get("dsd_peak_MiB") and row.get("backbone_peak_MiB"):
+                row["peak_ratio"] = _r(row["dsd_peak_MiB"] / row["backbone_peak_MiB"])
+            result["train"].append(row)
+            print(f"# {tag}: DSD {row['dsd_step_s']} s, backbone {row['backbone_step_s']} s, ratio "
+                  f"{row['step_ratio']}, peak ratio {row.get('peak_ratio')}", file=sys.stderr)
+            save()
         if left() > 0:
             torch.backends.cudnn.benchmark = True
-            result["inference"].append(infer_pair(key, s, 1 if tiny else 3, bool(tiny), dev, amp=True))
+            result["inference"].append(infer_pair(key, s, 1 if tiny else 3, _flag(tiny), dev, amp=True))
             save()
         else:
             result["skipped"].append(f"{key} inference")
@@ -612,7 +625,8 @@ def gpu(out: str | None = None, device: str = "cuda", tiny: bool = False, steps:
             cases = CASES_PER_EPOCH[info["dataset"]]
             epoch_s = cases * best["dsd_step_s"]  # one iteration per case (batch 1 case x num_samples patches)
             result["epoch_estimates"].append({
-                "pairing": key, "config": {"amp": best["amp"], "cudnn_benchmark": best["cudnn_benchmark"]},
+                "pairing": key, "config": {"amp": best["amp"], "cudnn_benchmark": best["cudnn_benchmark"],
+                                           "fused_loss": best["fused_loss"]},
                 "cases_per_epoch": cases, "patches_per_step": b, "epochs": info["epochs"],
                 "train_epoch_s": _r(epoch_s), "schedule_h": _r(epoch_s * info["epochs"] / 3600),
                 "note": "training iterations only (no validation, no data-loader stalls); measured size "
@@ -638,12 +652,13 @@ def gpu(out: str | None = None, device: str = "cuda", tiny: bool = False, steps:
     return _emit(result, out)
 
 
-def _peak(key: str, size: int, batch: int, tiny: bool, dev: torch.device, amp: bool, which: str) -> float | None:
+def _peak(key: str, size: int, batch: int, tiny: bool, dev: torch.device, amp: bool, which: str,
+          fused: bool = True) -> float | None:
     """Peak CUDA memory of two steps of one network (in-process: the allocator has a peak counter)."""
     if dev.type != "cuda":
         return None
     torch.cuda.empty_cache()
-    dsd, bare = _pair(key, size, tiny, dev, amp)
+    dsd, bare = _pair(key, size, tiny, dev, amp, fused)
     tr = dsd if which == "dsd" else bare
     del dsd, bare
     x, y = _batch(tr.net, key, size, batch, dev)
@@ -664,7 +679,7 @@ def _mem(key: str, which: str, size: int = 32, batch: int = 2, steps: int = 2, t
     """Internal: one memory measurement in this (fresh) process; prints one JSON line."""
     if threads:
         torch.set_num_threads(int(threads))
-    print(json.dumps(_mem_worker(key, which, int(size), int(batch), int(steps), bool(tiny), device, bool(fused))))
+    print(json.dumps(_mem_worker(key, which, int(size), int(batch), int(steps), _flag(tiny), device, _flag(fused))))
 
 
 if __name__ == "__main__":

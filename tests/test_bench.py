@@ -84,8 +84,9 @@ def test_gpu_suite_runs_on_cpu(bench, tmp_path):
                     data_bundle="mmwhs_nnunet_dsd", data_cases=3, data_dir=str(tmp_path / "data"))
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "gpu" and not saved["skipped"]
-    assert len(res["train"]) == 4  # amp x cudnn.benchmark
-    assert {(r["amp"], r["cudnn_benchmark"]) for r in res["train"]} == {(a, b) for a in (True, False) for b in (True, False)}
+    assert len(res["train"]) == 5  # amp x cudnn.benchmark with the fused loss, plus AMP + benchmark composed
+    configs = {(r["amp"], r["cudnn_benchmark"], r["fused_loss"]) for r in res["train"]}
+    assert configs == {(a, b, True) for a in (True, False) for b in (True, False)} | {(True, True, False)}
     for r in res["train"]:
         _finite_positive(r["dsd_step_s"], r["backbone_step_s"], r["step_ratio"])
     (inf,) = res["inference"]
