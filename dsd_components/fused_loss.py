@@ -4,7 +4,8 @@ Why: written with stock ops, every DiceCE keeps a softmax, a log-softmax and a o
 KL student its log-softmax: about 20 full-resolution class maps for 9 head outputs, each with its own elementwise
 forward and backward passes. Here the forward computes each term's value *and* its gradient with respect to every
 head's logits analytically (softmax Jacobians folded in), sums the gradients of all terms that touch a head, and keeps
-exactly one float32 gradient map per head for backward, which only scales them by the incoming gradient. Values and
+exactly one gradient map per head for backward (in the head's own precision: float32, or float16/bfloat16 under AMP),
+which only scales them by the incoming gradient. Values and
 gradients equal MONAI's ``DiceCELoss`` and the composed KL to float rounding (``tests/test_fused_loss.py`` checks
 both in float64, for every mode).
 
@@ -243,7 +244,12 @@ class _FusedDSDLoss(torch.autograd.Function):
                         add(idx[t], g_t, w)
             total = main + plan.lambda_ds * ds + plan.alpha * kls[0] + plan.beta * kls[1]
         ctx.shapes_dtypes = [(x.shape, x.dtype) for x in logits]
-        ctx.save_for_backward(*[g if g is not None else torch.empty(0) for g in grads])
+        # Half-precision (AMP) heads get their gradients back in half precision anyway; keep them so, but times
+        # B*n: unscaled they are ~1/(B n) (1e-7 at 96^3), below float16's range, while B*n*grad is O(1).
+        ctx.unscale = float(b * flat[0].shape[2])
+        ctx.save_for_backward(*[
+            torch.empty(0) if g is None else g if x.dtype in (torch.float32, torch.float64)
+            else g.mul_(ctx.unscale).to(x.dtype) for g, x in zip(grads, logits)])
         ctx.has_grad = [g is not None for g in grads]
         terms = torch.stack([main, ds, kls[0], kls[1]]).detach()
         ctx.mark_non_differentiable(terms)
@@ -254,7 +260,12 @@ class _FusedDSDLoss(torch.autograd.Function):
     def backward(ctx, grad_total: torch.Tensor, grad_terms: torch.Tensor):  # type: ignore[override]
         out: list[torch.Tensor | None] = [None, None]
         for g, has, (shape, dtype) in zip(ctx.saved_tensors, ctx.has_grad, ctx.shapes_dtypes):
-            out.append((g * grad_total.to(g.dtype)).to(dtype).reshape(shape) if has else None)
+            if not has:
+                out.append(None)
+            elif g.dtype in (torch.float32, torch.float64):
+                out.append((g * grad_total.to(g.dtype)).to(dtype).reshape(shape))
+            else:  # stored as B*n*grad in half precision: undo in float32, hand back in the input's dtype
+                out.append((g.float() * (grad_total.float() / ctx.unscale)).to(dtype).reshape(shape))
         return tuple(out)
 
 

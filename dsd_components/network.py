@@ -116,6 +116,12 @@ class DSDNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | DSDOutput:
         if not self.training or not self.heads:
             return self.backbone(x)
+        main, features = self.backbone_with_features(x)
+        encoders, decoders = self.run_heads(features, main.shape[2:])
+        return DSDOutput(main, encoders, decoders)
+
+    def backbone_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The backbone's output and the tapped stages' features (module path -> tensor), from one backbone pass."""
         self._features.clear()
         self._capture = True
         try:
@@ -123,21 +129,26 @@ class DSDNetwork(nn.Module):
         finally:
             self._capture = False
         features, self._features = self._features, {}
-        size = main.shape[2:]
+        return main, features
+
+    def run_heads(self, features: dict[str, torch.Tensor], size: Sequence[int]
+                  ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """(encoder head outputs, decoder head outputs) of captured ``features``, each checked to be ``size``."""
+        size = tuple(size)
 
         def run(side: str, taps: list[ProbedTap]) -> tuple[torch.Tensor, ...]:
             outs = []
             for i, tap in enumerate(taps):
                 y = self.heads[self._head_of[f"{side}{i}"]](features[tap.path])
-                if y.shape[2:] != size:
+                if tuple(y.shape[2:]) != size:
                     raise RuntimeError(
-                        f"DSD head on {tap.path!r} produced {tuple(y.shape[2:])}, expected {tuple(size)}: the input "
+                        f"DSD head on {tap.path!r} produced {tuple(y.shape[2:])}, expected {size}: the input "
                         f"size must be divisible by {tap.scale} (use a patch size the backbone divides)."
                     )
                 outs.append(y)
             return tuple(outs)
 
-        return DSDOutput(main, run("enc", self.encoder_taps), run("dec", self.decoder_taps))
+        return run("enc", self.encoder_taps), run("dec", self.decoder_taps)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         """Load a wrapper checkpoint, or warm-start from a deployed backbone-only state dict (``models/model.pt``).

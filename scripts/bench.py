@@ -39,13 +39,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+# glibc returns every large freed block to the OS (munmap / heap trim), so each step page-faults its activations in
+# again: on CPU that made the same backbone step vary 1.3-2.6 s run to run and swamped a few-percent DSD overhead.
+# Benchmarks re-run themselves with a steady allocator (the CUDA caching allocator behaves so anyway);
+# DSD_BENCH_MALLOC=default measures glibc's defaults instead.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+if (__name__ == "__main__" and sys.platform.startswith("linux") and os.environ.get("DSD_BENCH_MALLOC") != "default"
+        and any(os.environ.get(k) != v for k, v in STEADY_MALLOC.items())):
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STEADY_MALLOC})
+
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dsd_components import DSDLoss, DSDNetwork, build_backbone  # noqa: E402
+from dsd_components import DSDLoss, DSDNetwork, DSDOutput, build_backbone  # noqa: E402
 from dsd_components.backbones import BACKBONES, TINY_OVERRIDES, backbone_config  # noqa: E402
 from dsd_components.export import backbone_state_dict  # noqa: E402
 
@@ -109,6 +118,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
         "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "command": " ".join([Path(sys.argv[0]).name if sys.argv else "bench.py", *sys.argv[1:]]),
+        "malloc_env": {k: os.environ.get(k) for k in STEADY_MALLOC},
     }
     try:
         import monai
@@ -266,6 +276,54 @@ def saved_activations(tr: Trainee, x: torch.Tensor, y: torch.Tensor) -> dict[str
     return res
 
 
+def component_costs(dsd: Trainee, bare: Trainee, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict[str, Any]:
+    """Seconds (min over ``repeats``) of what DSD adds to a step, each part alone on stored inputs, and the backbone
+    step: heads forward + backward, the DSD loss forward + backward vs the plain DiceCE, the backbone step.
+
+    Why: on a shared machine whole-step ratios scatter by +-5 % run to run, as much as the overhead itself; a
+    min over many repeats of each small part is stable, and ``1 + (heads + loss_dsd - loss_basic) / backbone step``
+    predicts the step ratio without that noise (the optimizer's few extra head parameters are left out).
+    """
+    dev, net = dsd.device, dsd.net
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(max(1, repeats)):
+            t0 = _now(dev)
+            fn()
+            times.append(_now(dev) - t0)
+        return min(times)
+
+    with torch.no_grad(), dsd._autocast():
+        main, feats = net.backbone_with_features(x)
+        enc, dec = net.run_heads(feats, main.shape[2:])
+    size = main.shape[2:]
+
+    def heads() -> None:
+        fs = {k: v.detach().requires_grad_() for k, v in feats.items()}
+        with dsd._autocast():
+            e, d = net.run_heads(fs, size)
+        torch.autograd.backward([o.float().sum() for o in (*e, *d)])
+
+    def loss(trainee: Trainee, with_heads: bool):
+        def fn() -> None:
+            m = main.detach().requires_grad_()
+            out = DSDOutput(m, tuple(t.detach().requires_grad_() for t in enc),
+                            tuple(t.detach().requires_grad_() for t in dec)) if with_heads else m
+            with trainee._autocast():
+                value = trainee.loss(out, y)
+            value.backward()
+        return fn
+
+    res = {"heads_fwd_bwd": best(heads), "loss_fwd_bwd_dsd": best(loss(dsd, True)),
+           "loss_fwd_bwd_basic": best(loss(bare, False)), "backbone_step": best(lambda: bare.step(x, y))}
+    res["dsd_step"] = best(lambda: dsd.step(x, y))
+    model = 1 + (res["heads_fwd_bwd"] + res["loss_fwd_bwd_dsd"] - res["loss_fwd_bwd_basic"]) / res["backbone_step"]
+    return {"components_s": {k: _r(v) for k, v in res.items()}, "overhead_model_ratio": _r(model),
+            "step_ratio_of_mins": _r(res["dsd_step"] / res["backbone_step"])}
+
+
 def _pair(key: str, size: int, tiny: bool, device: torch.device, amp: bool = False,
           fused: bool = True) -> tuple[Trainee, Trainee]:
     torch.manual_seed(0)
@@ -311,6 +369,7 @@ def time_pair(key: str, size: int, batch: int, steps: int, warmup: int, tiny: bo
     }
     if device.type == "cpu":  # CPU time of this process: robust to other jobs on a shared machine
         res.update(dsd_step_cpu_s=_r(med(cd)), backbone_step_cpu_s=_r(med(cb)), step_cpu_ratio=_r(med(cd) / med(cb)))
+    res.update(component_costs(dsd, bare, x, y, repeats=max(3, steps)))
     sd, sb = saved_activations(dsd, x, y), saved_activations(bare, x, y)
     res["saved_activations_MiB"] = {"dsd": sd, "backbone": sb, "ratio": _r(sd["total"] / sb["total"])}
     if breakdown:

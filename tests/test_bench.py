@@ -41,6 +41,9 @@ def test_train_and_breakdown(bench, tmp_path, capsys):
     saved = row["saved_activations_MiB"]
     assert saved["dsd"]["backbone"] == pytest.approx(saved["backbone"]["backbone"], rel=1e-6)
     assert {"backbone", "heads", "loss"} <= set(saved["dsd"]) and row["fused_loss"] is True
+    comp = row["components_s"]
+    _finite_positive(*comp.values(), row["overhead_model_ratio"], row["step_ratio_of_mins"])
+    assert row["overhead_model_ratio"] > 1  # heads and the extra loss terms cost something
     bd = row["breakdown_dsd_s"]
     assert {"backbone_fwd", "heads_fwd", "loss_fwd", "backward", "optimizer"} <= set(bd)
     assert all(math.isfinite(v) for v in bd.values())

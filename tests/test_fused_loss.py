@@ -130,3 +130,19 @@ def test_fused_loss_keeps_one_gradient_map_per_head_for_backward():
     assert _saved_bytes(DSDLoss("ds"), logits, label) == 5 * one_map  # encoder heads unused in ds
     # a detached encoder teacher gets no gradient at all; the decoder teacher still has its deep supervision
     assert _saved_bytes(DSDLoss("dsd", detach_teacher=True), logits, label) == 8 * one_map
+
+
+def test_half_precision_heads_keep_half_size_gradients_without_underflow():
+    g = torch.Generator().manual_seed(3)
+    shape = (2, C, 48, 48, 48)  # 1 / (B n) = 4.5e-6: deep in float16 subnormals if it were stored unscaled
+    logits = [torch.randn(*shape, generator=g) for _ in range(9)]
+    label = torch.randint(0, C, (2, 1, *shape[2:]), generator=g)
+    half = [x.half() for x in logits]
+    assert _saved_bytes(DSDLoss("dsd"), half, label) == 9 * logits[0].numel() * 2  # float16, one map per head
+    scale = 65536.0  # what GradScaler multiplies the loss by
+    _, ref, _ = _run(DSDLoss("dsd"), [x.double() for x in half], label.double(), scale=scale)
+    _, got, _ = _run(DSDLoss("dsd"), half, label, scale=scale)
+    for a, b in zip(got, ref):
+        assert a.dtype == torch.float16 and torch.isfinite(a).all()
+        rel = float((a.double() - b).norm() / b.norm())
+        assert rel < 5e-3, rel
