@@ -37,6 +37,7 @@ __all__ = [
     "dice_ce_value_and_grad",
     "fused_dsd_loss",
     "kl_side_value_and_grads",
+    "teacher_index",
 ]
 
 # DiceCELoss arguments the fused path implements; anything else falls back to MONAI's DiceCELoss.
@@ -171,12 +172,14 @@ def kl_side_value_and_grads(
     return value, grad_t, grads_s
 
 
-def _teacher_index(plan: FusedPlan, side: str, count: int) -> int | None:
-    if plan.teacher == "mean":
+def teacher_index(teacher: str, side: str, count: int) -> int | None:
+    """Which of a side's ``count`` heads teaches: Encoder Z / Decoder 1 (``deepest``), Encoder 1 / Decoder Z
+    (``reversed``), or ``None`` for the ``mean`` teacher (the mean of all heads; every head is then a student)."""
+    if teacher == "mean":
         return None
     deepest = count - 1 if side == "enc" else 0
     shallowest = 0 if side == "enc" else count - 1
-    return deepest if plan.teacher == "deepest" else shallowest
+    return deepest if teacher == "deepest" else shallowest
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
@@ -225,7 +228,7 @@ class _FusedDSDLoss(torch.autograd.Function):
                 if not w:
                     kls.append(zero)
                     continue
-                t = _teacher_index(plan, side, len(idx))
+                t = teacher_index(plan.teacher, side, len(idx))
                 if t is None:  # mean teacher: every head is a student, the teacher is their mean
                     teacher, students = torch.stack([flat[i] for i in idx]).mean(0), idx
                 else:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from torch.nn.modules.loss import _Loss
 
-from .fused_loss import DiceCEConfig, FusedPlan, as_float, fused_dsd_loss
+from .fused_loss import DiceCEConfig, FusedPlan, as_float, fused_dsd_loss, teacher_index
 from .network import DSD_MODES, DSDOutput
 
 __all__ = ["MODE_WEIGHTS", "DSDLoss", "pixelwise_kl"]
@@ -51,16 +51,25 @@ def pixelwise_kl(
     return (teacher_neg_entropy - cross) * temperature**2
 
 
+def _l2(teacher: torch.Tensor, students: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum(F.mse_loss(as_float(s), as_float(teacher)) for s in students)
+
+
+def _check_side(side: str, count: int) -> None:
+    if count < 2:
+        raise ValueError(f"Self-distillation on the {side}oder side needs >= 2 heads, got {count}.")
+
+
 class DSDLoss(_Loss):
     """One loss for every DSD ablation.
 
     ``total = DiceCE(main) + lambda_ds * sum_d DiceCE(dec_d) + alpha * sum_e KL(enc teacher || enc_e)
     + beta * sum_d KL(dec teacher || dec_d) [+ feature_l2 * sum MSE(student, teacher)]``
 
-    Modes: ``basic`` (DiceCE on the main output only: exactly MONAI ``DiceCELoss``), ``ds`` (+ deep supervision),
-    ``sdd`` (+ decoder KL), ``sde`` (+ encoder KL), ``dsd`` (both), ``mean_teacher`` (teacher = mean of that side's
-    head logits, every head a student), ``reversed_teacher`` (Encoder 1 teaches Encoders 2..Z; Decoder Z teaches
-    Decoders 1..Z-1). ``alpha``/``beta`` act only where the mode enables that side, so ``dsd`` with
+    Modes: ``basic`` (DiceCE on the main output only: MONAI ``DiceCELoss``, to float rounding), ``ds`` (+ deep
+    supervision), ``sdd`` (+ decoder KL), ``sde`` (+ encoder KL), ``dsd`` (both), ``mean_teacher`` (teacher = mean
+    of that side's head logits, every head a student), ``reversed_teacher`` (Encoder 1 teaches Encoders 2..Z;
+    Decoder Z teaches Decoders 1..Z-1). ``alpha``/``beta`` act only where the mode enables that side, so ``dsd`` with
     ``alpha=beta=0`` equals ``ds``.
 
     A plain tensor input (validation, or the backbone alone) gets the main DiceCE.
@@ -110,25 +119,27 @@ class DSDLoss(_Loss):
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def _teacher_and_students(self, heads: Sequence[torch.Tensor], side: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if self.teacher == "mean":
-            return torch.stack(list(heads)).mean(0), list(heads)
-        deepest = (len(heads) - 1) if side == "enc" else 0  # Encoder Z / Decoder 1
-        shallowest = 0 if side == "enc" else len(heads) - 1  # Encoder 1 / Decoder Z
-        t = deepest if self.teacher == "deepest" else shallowest
-        return heads[t], [h for i, h in enumerate(heads) if i != t]
+        """The side's teacher logits (detached with ``detach_teacher``) and its students."""
+        _check_side(side, len(heads))
+        t = teacher_index(self.teacher, side, len(heads))
+        if t is None:
+            teacher, students = torch.stack(list(heads)).mean(0), list(heads)
+        else:
+            teacher, students = heads[t], [h for i, h in enumerate(heads) if i != t]
+        return (teacher.detach() if self.detach_teacher else teacher), students
+
+    def feature_l2_term(self, heads: Sequence[torch.Tensor], side: str) -> torch.Tensor:
+        """Sum of MSE(student, teacher) logits of one side (the paper's dropped L2 ablation)."""
+        return _l2(*self._teacher_and_students(heads, side))
 
     def distillation(self, heads: Sequence[torch.Tensor], side: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of KL terms, sum of L2 terms) of one side."""
-        if len(heads) < 2:
-            raise ValueError(f"Self-distillation on the {side}oder side needs >= 2 heads, got {len(heads)}.")
         teacher, students = self._teacher_and_students(heads, side)
-        if self.detach_teacher:
-            teacher = teacher.detach()
         t_log = F.log_softmax(as_float(teacher) / self.temperature, dim=1)
         t_prob = t_log.exp()  # once per side, shared by every student (memory: one full-resolution map per side)
         t_neg_ent = (t_prob * t_log).sum(dim=1).mean()
         kl = sum(pixelwise_kl(s, t_log, self.temperature, t_prob, t_neg_ent) for s in students)
-        l2 = sum(F.mse_loss(as_float(s), as_float(teacher)) for s in students) if self.feature_l2 else teacher.new_zeros(())
+        l2 = _l2(teacher, students) if self.feature_l2 else teacher.new_zeros(())
         return kl, l2
 
     def _can_fuse(self, main: torch.Tensor, target: torch.Tensor) -> bool:
@@ -188,11 +199,11 @@ class DSDLoss(_Loss):
         use_enc = self.use_enc and bool(self.alpha)
         use_dec = (self.use_ds and bool(self.lambda_ds)) or (self.use_dec and bool(self.beta))
         enc_used, dec_used = (tuple(enc) if use_enc else ()), (tuple(dec) if use_dec else ())
-        for side, heads in (("enc", enc_used), ("dec", dec_used)):
-            kl_on = self.alpha if side == "enc" else self.beta
-            if kl_on and (self.use_enc if side == "enc" else self.use_dec) and len(heads) < 2:
-                raise ValueError(f"Self-distillation on the {side}oder side needs >= 2 heads, got {len(heads)}.")
-        total, values = fused_dsd_loss(self._plan(len(enc_used), len(dec_used)), target, main, enc_used, dec_used)
+        plan = self._plan(len(enc_used), len(dec_used))
+        for side, weight, count in (("enc", plan.alpha, plan.n_enc), ("dec", plan.beta, plan.n_dec)):
+            if weight:
+                _check_side(side, count)
+        total, values = fused_dsd_loss(plan, target, main, enc_used, dec_used)
         terms = {"main": values[0]}
         if self.use_ds and self.lambda_ds:
             terms["ds"] = values[1]
@@ -203,7 +214,7 @@ class DSDLoss(_Loss):
         if self.feature_l2:  # the dropped L2 ablation: rare, composed from stock ops on top of the fused terms
             for side, heads, used in (("enc", enc, self.use_enc), ("dec", dec, self.use_dec)):
                 if used:
-                    l2 = self.distillation(heads, side)[1]
+                    l2 = self.feature_l2_term(heads, side)
                     total = total + self.feature_l2 * l2
                     terms[f"l2_{side}"] = l2.detach()
         self.last_terms = terms

@@ -14,7 +14,8 @@ separated, or ``all``; ``--size 0`` means the paper's patch size of that pairing
 What is compared, always on the same input and with the same initial weights:
 
 * **DSD**: ``DSDNetwork(backbone, "dsd")`` trained with ``DSDLoss("dsd")`` (DiceCE + deep supervision + both KLs);
-* **backbone**: the stock backbone trained with ``DSDLoss("basic")`` (exactly MONAI ``DiceCELoss``).
+* **backbone**: the stock backbone trained with ``DSDLoss("basic")`` (MONAI's ``DiceCELoss``, computed by the fused
+  loss unless ``--fused false``).
 
 A training step is forward + loss + backward + AdamW step (what MONAI's ``SupervisedTrainer`` does per iteration).
 The two networks are stepped alternately so that drift of a shared machine hits both alike; medians are reported.

@@ -103,8 +103,9 @@ def test_clear_errors():
     out, label = _out(5)
     with pytest.raises(ValueError, match="dsd_mode"):
         DSDLoss("dsdd")
-    with pytest.raises(ValueError, match=">= 2 heads"):
-        DSDLoss("dsd")(DSDOutput(out.main, out.encoders[:1], out.decoders), label)
+    for fused in (True, False):
+        with pytest.raises(ValueError, match=">= 2 heads"):
+            DSDLoss("dsd", fused=fused)(DSDOutput(out.main, out.encoders[:1], out.decoders), label)
     with pytest.raises(ValueError, match="shape"):
         DSDLoss("dsd")(DSDOutput(out.main, out.encoders, (out.decoders[0][..., :2],) + out.decoders[1:]), label)
     with pytest.raises(ValueError, match="encoder heads"):
