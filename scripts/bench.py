@@ -171,6 +171,13 @@ def _emit(result: dict[str, Any], out: str | None) -> dict[str, Any]:
     return result
 
 
+def _setup(threads: int, device: str = "cpu") -> torch.device:
+    """One benchmark command's torch thread count (0: torch's default) and device."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    return torch.device(device)
+
+
 def _flag(value: Any) -> bool:
     """A CLI boolean: fire passes ``--fused false`` as the string "false", which ``bool()`` would call true."""
     if isinstance(value, str):
@@ -389,9 +396,7 @@ def train(pairings: str = "all", size: int = 32, batch: int = 2, steps: int = 5,
     ``--batch 0`` takes each pairing's patches per step from its bundle; ``--fused false`` composes the loss from
     MONAI's DiceCELoss instead of the fused autograd node (both sides alike), to measure what fusing buys.
     """
-    if threads:
-        torch.set_num_threads(int(threads))
-    dev = torch.device(device)
+    dev = _setup(threads, device)
     rows = []
     for key in _names(pairings):
         s = _size(key, size)
@@ -502,9 +507,7 @@ def infer_pair(key: str, size: int, repeats: int, tiny: bool, device: torch.devi
 def inference(pairings: str = "all", size: int = 32, repeats: int = 5, tiny: bool = False, device: str = "cpu",
               amp: bool = False, threads: int = 0, out: str | None = None):
     """Sliding-window inference: DSDNetwork(...).eval() vs the deployed stock backbone; parameter counts."""
-    if threads:
-        torch.set_num_threads(int(threads))
-    dev = torch.device(device)
+    dev = _setup(threads, device)
     rows = []
     for key in _names(pairings):
         s = _size(key, size)
@@ -606,8 +609,7 @@ def bench_data_bundle(bundle: str, data_root: Path, num_cases: int, epochs: int,
 def data(bundles: str = "all", data_dir: str = "", num_cases: int = 6, epochs: int = 2, real_size: bool = True,
          workers: int = 2, fgbg: bool = True, threads: int = 0, out: str | None = None):
     """Training-transform throughput of each bundle: plain Dataset vs CacheDataset, and loader variants."""
-    if threads:
-        torch.set_num_threads(int(threads))
+    _setup(threads)
     root = Path(data_dir) if data_dir else Path(tempfile.gettempdir()) / "dsd_bench_data"
     names = BUNDLES if bundles in ("all", None, "") else [
         b if b.endswith("_dsd") else f"{b}_dsd" for b in (bundles.split(",") if isinstance(bundles, str) else bundles)]
@@ -737,8 +739,7 @@ def _peak(key: str, size: int, batch: int, tiny: bool, dev: torch.device, amp: b
 def _mem(key: str, which: str, size: int = 32, batch: int = 2, steps: int = 2, tiny: bool = False,
          device: str = "cpu", threads: int = 0, fused: bool = True):
     """Internal: one memory measurement in this (fresh) process; prints one JSON line."""
-    if threads:
-        torch.set_num_threads(int(threads))
+    _setup(threads)
     print(json.dumps(_mem_worker(key, which, int(size), int(batch), int(steps), _flag(tiny), device, _flag(fused))))
 
 
