@@ -89,18 +89,17 @@ class Labels(NamedTuple):
     flat: torch.Tensor  # (B n,) index of each voxel's true-class entry in a flattened (B, C, n) map
     key: torch.Tensor  # (B n,) item * C + class, for per-(item, class) sums with bincount
     ground: torch.Tensor  # (B, C) voxel count of each class per item (the Dice's G)
-    shape: tuple[int, int, int]  # (B, C, n)
 
     @classmethod
     def from_target(cls, target: torch.Tensor, num_classes: int) -> Labels:
         b = target.shape[0]
         y = target.reshape(b, -1).long()
         n = y.shape[1]
-        items = torch.arange(b, device=y.device).unsqueeze(1)
-        flat = ((items * num_classes + y) * n + torch.arange(n, device=y.device)).reshape(-1)
-        key = (items * num_classes + y).reshape(-1)
+        key = torch.arange(b, device=y.device).unsqueeze(1) * num_classes + y  # (B, n)
+        flat = (key * n + torch.arange(n, device=y.device)).reshape(-1)
+        key = key.reshape(-1)
         ground = torch.bincount(key, minlength=b * num_classes).reshape(b, num_classes)
-        return cls(flat, key, ground, (b, num_classes, n))
+        return cls(flat, key, ground)
 
 
 def dice_ce_value_and_grad(z: torch.Tensor, labels: Labels, cfg: DiceCEConfig,
@@ -141,14 +140,13 @@ def dice_ce_value_and_grad(z: torch.Tensor, labels: Labels, cfg: DiceCEConfig,
 
 
 def kl_side_value_and_grads(
-    teacher: torch.Tensor, students: list[torch.Tensor], temperature: float, need_grad: bool = True,
-    scale_grads: bool = True,
+    teacher: torch.Tensor, students: list[torch.Tensor], temperature: float, need_grad: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
     """``sum_k T^2 mean_voxels KL(softmax(t/T) || softmax(s_k/T))`` of float logits (B, C, n), with gradients
     with respect to the teacher and to each student.
 
-    With ``scale_grads=False`` the gradients lack their common factor ``T / (B n)``, for a caller that folds it into
-    its own weighting (one full-resolution pass less per head).
+    The gradients are returned without their common factor ``T / (B n)``: the caller folds it into its own weighting
+    (one full-resolution pass less per head).
     """
     b, _, n = teacher.shape
     temp = float(temperature)
@@ -166,9 +164,6 @@ def kl_side_value_and_grads(
     if not need_grad:
         return value, None, grads_s
     grad_t = d.sub_((p_t * d).sum(1, keepdim=True)).mul_(p_t)
-    if scale_grads:
-        for g in (grad_t, *grads_s):
-            g.mul_(temp / (b * n))  # type: ignore[union-attr]
     return value, grad_t, grads_s
 
 
@@ -233,8 +228,7 @@ class _FusedDSDLoss(torch.autograd.Function):
                     teacher, students = torch.stack([flat[i] for i in idx]).mean(0), idx
                 else:
                     teacher, students = flat[idx[t]], [i for j, i in enumerate(idx) if j != t]
-                v, g_t, g_s = kl_side_value_and_grads(teacher, [flat[i] for i in students], plan.temperature, any_grad,
-                                                      scale_grads=False)
+                v, g_t, g_s = kl_side_value_and_grads(teacher, [flat[i] for i in students], plan.temperature, any_grad)
                 kls.append(v)
                 w = w * plan.temperature / (b * teacher.shape[2])  # the KL gradients' common factor T / (B n)
                 for i, g in zip(students, g_s):
