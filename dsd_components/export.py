@@ -14,19 +14,26 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import CheckpointError
+
 __all__ = ["backbone_state_dict", "load_checkpoint", "export_backbone", "export_torchscript", "atomic_save"]
 
 _CONTAINER_KEYS = ("model", "network", "state_dict")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load`` with ``weights_only=True`` and a message that names the file when it fails."""
+    """``torch.load`` with ``weights_only=True`` and a message that names the file when it fails.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is corrupt or holds pickled objects that ``weights_only`` refuses.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"Checkpoint {path} does not exist; train first or pass the right path.") from None
     except Exception as e:  # corrupt file, or pickled objects that weights_only refuses
-        raise RuntimeError(
+        raise CheckpointError(
             f"Could not load {path} with torch.load(weights_only=True): {e}. Checkpoints must hold only tensors "
             "and plain containers; re-save it with dsd_components.export.export_backbone."
         ) from e

@@ -1,11 +1,19 @@
-"""Ignite handlers that MONAI does not provide: crash-safe, exact resume and a backbone-only best model.
+"""The training checkpointer of the bundles: exact resume, a backbone-only best model, atomic writes.
 
-MONAI's ``CheckpointSaver`` names files by epoch and forgets the best score when a run restarts, so a resumed run
-could overwrite the best model with a worse one. :class:`DSDCheckpointer` keeps one ``latest.pt`` (written
-atomically after every epoch, validation included) and restores model, optimizer, scheduler, AMP scaler, epoch and
-best metric from it when the same command starts again. With ``seed`` it also reseeds every random number source at
-the start of each epoch, so a run killed at any point and restarted repeats the interrupted epoch exactly: the
-resumed run ends with the same weights as one that was never interrupted.
+MONAI's ``CheckpointSaver`` can keep a key-metric checkpoint (``key_metric_filename``) and save the key metric's
+state with it (``key_metric_save_state``), and ``CheckpointLoader`` restores objects. What :class:`DSDCheckpointer`
+adds, and why it is one handler rather than that pair:
+
+* every file is written atomically (temporary file, fsync, rename), so a kill or power cut mid-save leaves the old
+  file, and a half-written temporary is cleaned up on the next start;
+* the best model is written as the *backbone only* (``models/model.pt``, what inference and MONAI Label load), while
+  ``latest.pt`` holds the whole DSD wrapper, optimizer, scheduler, AMP scaler, epoch and best score;
+* resume is automatic and exact: the same command restarts from ``latest.pt``, and with ``seed`` every random number
+  source is reseeded from (seed, rank, epoch) at the start of each epoch, so the interrupted epoch is replayed
+  identically (with ``num_workers 0``);
+* a finished run is archived rather than resumed, so pressing "Train" again trains again;
+* a checkpoint that does not fit stops the run before any work, with one message naming the file and the fix
+  (:class:`~dsd_components.errors.CheckpointError`).
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ import math
 import os
 import random
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from .errors import CheckpointError
 from .export import atomic_save, backbone_state_dict, load_checkpoint
 
 __all__ = ["DSDCheckpointer", "epoch_seed"]
@@ -113,12 +121,13 @@ class DSDCheckpointer:
 
     # -- resume -------------------------------------------------------------------------------------------------
     def _fail(self, what: str, exc: BaseException) -> None:
-        msg = (f"cannot resume from {self.latest_path}: {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})."
-               " It was probably written by a different network or settings (--dsd_mode, network_def, patch_size): "
-               "move or delete it to start from scratch, or pass --resume false.")
-        logger.error(msg)
-        print(msg, file=sys.stderr)
-        raise SystemExit(2)
+        """Raises:
+            CheckpointError: naming the file, what is wrong and the fix."""
+        first = (str(exc).splitlines() or [""])[0][:300]
+        raise CheckpointError(
+            f"cannot resume from {self.latest_path}: {what} ({type(exc).__name__}: {first}). It was probably written "
+            "by a different network or settings (--dsd_mode, network_def, patch_size): move or delete it to start "
+            "from scratch, or pass --resume false.") from exc
 
     def _archive_finished_run(self, epoch: int, max_epochs: int) -> None:
         """A finished run is not resumed: keep its files in ``previous_run/`` and start a new run.

@@ -11,21 +11,10 @@ from monai.losses import DiceCELoss
 from torch.nn.modules.loss import _Loss
 
 from .fused_loss import DiceCEConfig, FusedPlan, as_float, fused_dsd_loss, teacher_index
-from .network import DSD_MODES, DSDOutput
+from .modes import mode_spec
+from .network import DSDOutput
 
-__all__ = ["MODE_WEIGHTS", "DSDLoss", "pixelwise_kl"]
-
-# (deep supervision, encoder KL, decoder KL, teacher kind) of every ablation in Tables 5 and 6.
-MODE_WEIGHTS = {
-    "basic": (False, False, False, "deepest"),
-    "ds": (True, False, False, "deepest"),
-    "sdd": (True, False, True, "deepest"),
-    "sde": (True, True, False, "deepest"),
-    "dsd": (True, True, True, "deepest"),
-    "mean_teacher": (True, True, True, "mean"),
-    "reversed_teacher": (True, True, True, "reversed"),
-}
-assert set(MODE_WEIGHTS) == set(DSD_MODES)
+__all__ = ["DSDLoss", "pixelwise_kl"]
 
 
 def pixelwise_kl(
@@ -75,8 +64,9 @@ class DSDLoss(_Loss):
     A plain tensor input (validation, or the backbone alone) gets the main DiceCE.
 
     Args:
-        mode: one of :data:`dsd_components.network.DSD_MODES`.
-        lambda_ds, alpha, beta: weights of deep supervision, encoder KL and decoder KL (paper: 1, 1, 1).
+        mode: one of :data:`dsd_components.modes.DSD_MODES`; its :class:`~dsd_components.modes.ModeSpec` says
+            which terms are on and which head teaches.
+        lambda_ds, alpha, beta: weights (>= 0) of deep supervision, encoder KL and decoder KL (paper: 1, 1, 1).
         temperature: softmax temperature T of the KL terms (paper: 3).
         detach_teacher: stop gradients into the teacher head (the reference code lets them flow).
         feature_l2: weight of an L2 (MSE) term between student and teacher head logits, the paper's dropped
@@ -87,6 +77,11 @@ class DSDLoss(_Loss):
             and gradients, less time and one saved map per head instead of about three. Used whenever the DiceCE
             settings allow it (softmax, integer labels with one channel, mean reduction, no class weights or label
             smoothing); otherwise, or with ``fused=False``, the terms are composed from MONAI's ``DiceCELoss``.
+
+    Shapes: ``main`` and every head ``(B, C, *spatial)`` logits; ``target`` ``(B, 1, *spatial)`` class indices.
+
+    Raises:
+        ValueError: unknown ``mode``, a negative weight, or ``temperature <= 0``.
     """
 
     def __init__(
@@ -102,12 +97,15 @@ class DSDLoss(_Loss):
         fused: bool = True,
     ) -> None:
         super().__init__()
-        if mode not in MODE_WEIGHTS:
-            raise ValueError(f"Unknown dsd_mode {mode!r}; choose one of {', '.join(MODE_WEIGHTS)}.")
-        if temperature <= 0:
+        spec = mode_spec(mode)
+        for name, value in (("lambda_ds", lambda_ds), ("alpha", alpha), ("beta", beta), ("feature_l2", feature_l2)):
+            if not float(value) >= 0:  # also rejects NaN
+                raise ValueError(f"{name} must be >= 0, got {value} (a negative weight would reward the term).")
+        if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
-        self.mode = mode
-        self.use_ds, self.use_enc, self.use_dec, self.teacher = MODE_WEIGHTS[mode]
+        self.mode = spec.name
+        self.use_ds, self.use_enc, self.use_dec, self.teacher = (spec.deep_supervision, spec.encoder_kl,
+                                                                 spec.decoder_kl, spec.teacher)
         self.lambda_ds, self.alpha, self.beta = float(lambda_ds), float(alpha), float(beta)
         self.temperature = float(temperature)
         self.detach_teacher = detach_teacher

@@ -9,11 +9,10 @@ import torch
 from torch import nn
 
 from .heads import BottleneckHead
+from .modes import DSD_MODES, mode_spec
 from .taps import ProbedTap, probe_taps, resolve, tap_spec_for
 
 __all__ = ["DSDOutput", "DSDNetwork", "heads_needed", "DSD_MODES", "ddp_needs_unused_parameters"]
-
-DSD_MODES = ("basic", "ds", "sdd", "sde", "dsd", "mean_teacher", "reversed_teacher")
 
 
 class DSDOutput(NamedTuple):
@@ -30,10 +29,14 @@ class DSDOutput(NamedTuple):
 
 
 def heads_needed(mode: str) -> tuple[bool, bool]:
-    """(encoder heads, decoder heads) that a loss mode uses, so DDP never sees parameters without gradients."""
-    if mode not in DSD_MODES:
-        raise ValueError(f"Unknown dsd_mode {mode!r}; choose one of {', '.join(DSD_MODES)}.")
-    return mode in ("sde", "dsd", "mean_teacher", "reversed_teacher"), mode != "basic"
+    """(encoder heads, decoder heads) that a loss mode uses (:mod:`dsd_components.modes`), so DDP never sees
+    parameters without gradients.
+
+    Raises:
+        ValueError: unknown ``mode``.
+    """
+    spec = mode_spec(mode)
+    return spec.encoder_heads, spec.decoder_heads
 
 
 class DSDNetwork(nn.Module):
@@ -47,7 +50,8 @@ class DSDNetwork(nn.Module):
     Args:
         backbone: a stock MONAI network instance (``DynUNet``, ``UNETR``, ``SwinUNETR``, ``VNet``, ``BasicUNet``,
             ``SegResNet``, ...).
-        mode: DSD loss mode; decides which heads exist (``basic`` builds none: the plain backbone).
+        mode: DSD loss mode (:data:`dsd_components.modes.MODES`); decides which heads exist (``basic`` builds none:
+            the plain backbone).
         encoder_taps / decoder_taps: override the table's module paths (Encoder 1..Z / Decoder 1..Z).
         share_heads: share one head between taps of equal width and scale; ``None`` takes the table's default.
         tie_upsampling: reuse one x2 transposed conv per head, as the reference implementation does.
@@ -66,8 +70,8 @@ class DSDNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.mode = mode
         use_enc, use_dec = heads_needed(mode)
+        self.mode = mode_spec(mode).name
         spec = tap_spec_for(backbone) if (encoder_taps is None or decoder_taps is None or probe_size is None) else None
         enc_paths = list(encoder_taps) if encoder_taps is not None else spec.encoders(backbone)
         dec_paths = list(decoder_taps) if decoder_taps is not None else spec.decoders(backbone)

@@ -18,21 +18,21 @@ logger = logging.getLogger(__name__)
 DEFAULT_TAGS = ("train_loss", "val_mean_dice")
 
 
-def read_scalars(log_dir: str | os.PathLike, tags: tuple[str, ...] = DEFAULT_TAGS) -> dict[str, list[tuple[int, float]]]:
+def read_scalars(log_dir: str | os.PathLike, tags: tuple[str, ...] | None = DEFAULT_TAGS
+                 ) -> dict[str, list[tuple[int, float]]]:
     """``{tag: [(step, value), ...]}`` from every TensorBoard event file under ``log_dir`` (sorted by step;
-    a step logged twice, e.g. by a resumed run, keeps the later value)."""
+    a step logged twice, e.g. by a resumed run, keeps the later value). ``tags=None`` reads every scalar tag."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out: dict[str, dict[int, float]] = {t: {} for t in tags}
+    out: dict[str, dict[int, float]] = {t: {} for t in tags or ()}
     files = sorted(Path(log_dir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime) if Path(log_dir).is_dir() else []
     for f in files:
         acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
         acc.Reload()
         available = set(acc.Tags().get("scalars", []))
-        for tag in tags:
-            if tag in available:
-                for ev in acc.Scalars(tag):
-                    out[tag][int(ev.step)] = float(ev.value)
+        for tag in (available if tags is None else set(tags) & available):
+            for ev in acc.Scalars(tag):
+                out.setdefault(tag, {})[int(ev.step)] = float(ev.value)
     return {t: sorted(v.items()) for t, v in out.items()}
 
 

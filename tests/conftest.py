@@ -1,17 +1,20 @@
-"""Shared pytest settings: quiet warnings from MONAI internals, deterministic CPU runs."""
+"""Shared pytest settings: deterministic CPU runs; tests under integration/ carry the ``integration`` marker."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 torch.set_num_threads(2)
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if INTEGRATION in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,38 @@
+"""Errors a user can fix: each message names the file or setting and what to do.
+
+Library code raises these; it never ends the process. Two places turn them into a one-screen message and exit
+code 2: the tooling's console commands (``dsd_tools``) and a bundle's own entry
+(:func:`dsd_components.entry.install_error_handler`, the first step of every bundle config's ``initialize``).
+Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DSDUserError", "DatalistError", "DatasetIntegrityError", "CheckpointError", "ConfigValueError"]
+
+
+class DSDUserError(Exception):
+    """Base class: a problem with the user's data, files or settings, explained in ``str(error)``."""
+
+    exit_code = 2
+
+
+class DatalistError(DSDUserError, ValueError):
+    """A datalist cannot be built; the message names the file or folder and what to do."""
+
+
+class DatasetIntegrityError(DSDUserError, ValueError):
+    """The data check found problems; ``report.errors`` has one line per problem (file, what is wrong, the fix)."""
+
+    def __init__(self, report) -> None:  # report: dsd_components.integrity.IntegrityReport
+        self.report = report
+        head = getattr(report, "context", "") or f"{len(report.errors)} problem(s) found before running"
+        super().__init__(f"{head}:\n" + "\n".join(f"  - {e}" for e in report.errors))
+
+
+class CheckpointError(DSDUserError, RuntimeError):
+    """A checkpoint cannot be read, does not fit the network, or cannot be written."""
+
+
+class ConfigValueError(DSDUserError, ValueError):
+    """A bundle knob has a value it cannot take (e.g. ``--amp maybe``)."""

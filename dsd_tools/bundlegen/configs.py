@@ -1,0 +1,421 @@
+"""A bundle's configs from one :class:`~dsd_tools.bundlegen.spec.BundleSpec`: train, evaluate, inference and the
+multi-GPU overrides, with the model zoo's ids (``network_def``, ``train#trainer``, ``validate#evaluator``,
+``initialize``, ``run``, ``finalize``).
+
+``inference.json`` uses MONAI only, so the shipped model runs (and loads in MONAI Label) with no project code;
+train and evaluate configs call the runtime package ``dsd_components``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .spec import BundleSpec
+
+__all__ = ["STDLIB_BUNDLE_ROOT", "train_config", "evaluate_config", "inference_config", "multi_gpu_train_config",
+           "multi_gpu_evaluate_config", "RANK0_ONLY"]
+
+# bundle_root of configs that must not import the project (inference.json, packaged bundles before the vendored
+# package is importable): the folder above configs/ of the --config_file on the command line, else the working
+# directory; the same rule as dsd_components.entry.bundle_root (a test holds them equal).
+STDLIB_BUNDLE_ROOT = (
+    "$next((os.path.dirname(os.path.dirname(os.path.abspath(p.strip(\"[]'\\\" \").split(',')[0]))) "
+    "for i, a in enumerate(sys.argv) if a.startswith('--config_file') "
+    "for p in [a.split('=', 1)[1] if '=' in a else (sys.argv[i + 1] if i + 1 < len(sys.argv) else '')] if p), "
+    "os.getcwd())"
+)
+RUNTIME_BUNDLE_ROOT = "$dsd_components.entry.bundle_root()"
+INSTALL_ERROR_HANDLER = "$dsd_components.entry.install_error_handler()"
+
+
+def _load_transforms(spec: BundleSpec, keys: list[str], train: bool) -> list[dict[str, Any]]:
+    """Deterministic preprocessing shared by training, evaluation and inference (image only for inference)."""
+    k = keys if len(keys) > 1 else keys[0]
+    ds = spec.dataset
+    t: list[dict[str, Any]] = [
+        {"_target_": "LoadImaged", "keys": k, "image_only": False},
+        {"_target_": "EnsureChannelFirstd", "keys": k},
+    ]
+    raw = ds.get("raw_label_values")
+    if raw and "label" in keys:
+        # raw on-disk label values (MMWHS 205, 420, ...) -> classes 1..K-1 in the paper's order; stray values
+        # (MMWHS 421) -> background, as the reference code does
+        stray = list(ds.get("background_values") or [])
+        t.append({"_target_": "MapLabelValued", "keys": "label", "orig_labels": [0, *raw, *stray],
+                  "target_labels": list(range(len(raw) + 1)) + [0] * len(stray)})
+    # labels given explicitly: the RAS axis labels MONAI uses today (its default will change; monai >= 1.6 warns)
+    t.append({"_target_": "Orientationd", "keys": k, "axcodes": "RAS", "labels": [["L", "R"], ["P", "A"], ["I", "S"]]})
+    if ds.get("target_spacing"):
+        t.append({"_target_": "Spacingd", "keys": k, "pixdim": list(ds["target_spacing"]),
+                  "mode": ["bilinear", "nearest"][: len(keys)]})
+    t += [dict(x) for x in spec.intensity]
+    if train:
+        t.append({"_target_": "SpatialPadd", "keys": k, "spatial_size": "@patch_size"})
+    t.append({"_target_": "EnsureTyped", "keys": k, "dtype": ["$torch.float32", "$torch.uint8"][: len(keys)]})
+    return t
+
+
+def _random_transforms(spec: BundleSpec) -> list[dict[str, Any]]:
+    t: list[dict[str, Any]] = [
+        {"_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"], "label_key": "label",
+         "spatial_size": "@patch_size", "pos": spec.pos, "neg": spec.neg, "num_samples": "@num_samples",
+         "image_key": "image", "image_threshold": 0, "allow_smaller": False},
+    ]
+    t += [{"_target_": "RandFlipd", "keys": ["image", "label"], "prob": spec.flip_prob, "spatial_axis": a}
+          for a in range(3)]
+    t += [
+        {"_target_": "RandRotate90d", "keys": ["image", "label"], "prob": spec.rot90_prob, "max_k": 3},
+        {"_target_": "RandShiftIntensityd", "keys": "image", "offsets": spec.shift_offset, "prob": spec.shift_prob},
+    ]
+    return t
+
+
+def _sliding_window() -> dict[str, Any]:
+    """The paper's inference: sliding window over patch-sized ROIs with 25% overlap."""
+    return {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": "@sw_batch_size",
+            "overlap": 0.25}
+
+
+def _scoring_postprocessing() -> dict[str, Any]:
+    """Softmax -> argmax, prediction and label one-hot: what Dice and HD95 compare."""
+    return {"_target_": "Compose", "transforms": [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "AsDiscreted", "keys": ["pred", "label"], "argmax": [True, False],
+         "to_onehot": "$[@num_classes, @num_classes]"},
+    ]}
+
+
+def _network_def(spec: BundleSpec) -> dict[str, Any]:
+    net = dict(spec.network_def)
+    if "img_size" in net:  # UNETR's position embedding is tied to the patch (ROI) size
+        net["img_size"] = "@patch_size"
+    return net
+
+
+def _header(spec: BundleSpec, project_code: bool) -> dict[str, Any]:
+    return {
+        "imports": ["$import os", "$import sys", "$import glob", "$import torch", "$import monai"]
+        + (["$import dsd_components", "$import dsd_components.entry"] if project_code else []),
+        "bundle_root": RUNTIME_BUNDLE_ROOT if project_code else STDLIB_BUNDLE_ROOT,
+        "dataset_dir": spec.dataset_dir or "$@bundle_root + '/data'",
+        "output_dir": "$@bundle_root + '/eval'",
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+        "patch_size": list(spec.patch),
+        "num_classes": len(spec.class_names),
+        "network_def": _network_def(spec),
+    }
+
+
+def _datalists() -> str:
+    return "$dsd_components.data.build_datalist(@dataset, @dataset_dir, fold=@fold, datalist=@datalist)"
+
+
+def train_config(spec: BundleSpec) -> dict[str, Any]:
+    cfg = _header(spec, project_code=True)
+    cfg["imports"] += ["$import ignite", "$import dsd_components.data", "$import dsd_components.integrity",
+                       "$import dsd_components.handlers"]
+    cfg.update({
+        "dataset": dict(spec.dataset),
+        "datalist": None,
+        "fold": 0,
+        "seed": 0,
+        "num_epochs": spec.epochs,
+        "val_interval": spec.val_interval,
+        "learning_rate": spec.learning_rate,
+        "weight_decay": spec.weight_decay,
+        "lr_step_decay": spec.step_decay,
+        "num_samples": spec.num_samples,
+        "num_workers": 4,
+        "cache_rate": 1.0,
+        "amp": "$torch.cuda.is_available()",
+        "sw_batch_size": 4,
+        "check_data": True,
+        "resume": True,
+        "dsd_mode": "dsd",
+        "dsd_lambda": spec.lambda_ds,
+        "dsd_alpha": spec.alpha,
+        "dsd_beta": spec.beta,
+        "temperature": spec.temperature,
+        "detach_teacher": False,
+        "ckpt_dir": "$@bundle_root + '/models'",
+        "log_dir": "$@bundle_root + '/logs'",
+        "datalists": _datalists(),
+        "dsd_network": {"_target_": "dsd_components.DSDNetwork", "backbone": "@network_def", "mode": "@dsd_mode"},
+        "network": "$@dsd_network.to(@device)",
+        "loss": {"_target_": "dsd_components.DSDLoss", "mode": "@dsd_mode", "lambda_ds": "@dsd_lambda",
+                 "alpha": "@dsd_alpha", "beta": "@dsd_beta", "temperature": "@temperature",
+                 "detach_teacher": "@detach_teacher"},
+        "optimizer": {"_target_": "torch.optim.AdamW", "params": "$@network.parameters()", "lr": "@learning_rate",
+                      "weight_decay": "@weight_decay"},
+        "lr_scheduler": {"_target_": "torch.optim.lr_scheduler.StepLR", "optimizer": "@optimizer",
+                         "step_size": "$max(1, @num_epochs // 6) if @lr_step_decay else 10**9", "gamma": 0.5},
+        "train": {
+            "deterministic_transforms": _load_transforms(spec, ["image", "label"], train=True),
+            "random_transforms": _random_transforms(spec),
+            "preprocessing": {"_target_": "Compose",
+                              "transforms": "$@train#deterministic_transforms + @train#random_transforms"},
+            "dataset": {"_target_": "CacheDataset", "data": "$@datalists['training']",
+                        "transform": "@train#preprocessing", "cache_rate": "@cache_rate",
+                        "num_workers": "@num_workers", "copy_cache": False},
+            # persistent workers: no process restart (and re-pickling of the cache) every epoch (docs/PERFORMANCE.md)
+            "dataloader": {"_target_": "DataLoader", "dataset": "@train#dataset", "batch_size": 1, "shuffle": True,
+                           "num_workers": "@num_workers", "persistent_workers": "$@num_workers > 0"},
+            "inferer": {"_target_": "SimpleInferer"},
+            "handlers": [
+                {"_target_": "LrScheduleHandler", "lr_scheduler": "@lr_scheduler", "print_lr": True},
+                {"_target_": "ValidationHandler", "validator": "@validate#evaluator", "epoch_level": True,
+                 "interval": "@val_interval"},
+                {"_target_": "dsd_components.handlers.DSDCheckpointer", "save_dir": "@ckpt_dir",
+                 "network": "@network", "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler",
+                 "validator": "@validate#evaluator", "key_metric": "val_mean_dice", "resume": "@resume",
+                 "seed": "@seed", "transform": "@train#preprocessing"},
+                {"_target_": "StatsHandler", "tag_name": "train_loss",
+                 "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
+                {"_target_": "TensorBoardStatsHandler", "log_dir": "@log_dir", "tag_name": "train_loss",
+                 "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
+                {"_target_": "ignite.handlers.ProgressBar", "persist": False},
+            ],
+            "trainer": {"_target_": "SupervisedTrainer", "max_epochs": "@num_epochs", "device": "@device",
+                        "train_data_loader": "@train#dataloader", "network": "@network", "loss_function": "@loss",
+                        "optimizer": "@optimizer", "inferer": "@train#inferer", "amp": "@amp",
+                        "train_handlers": "@train#handlers"},
+        },
+        "validate": {
+            "preprocessing": {"_target_": "Compose", "transforms": "$@train#deterministic_transforms"},
+            "dataset": {"_target_": "CacheDataset", "data": "$@datalists['validation']",
+                        "transform": "@validate#preprocessing", "cache_rate": "@cache_rate",
+                        "num_workers": "@num_workers", "copy_cache": False},
+            # cached, deterministic items: threads are enough and start instantly (docs/PERFORMANCE.md)
+            "dataloader": {"_target_": "ThreadDataLoader", "dataset": "@validate#dataset", "batch_size": 1,
+                           "shuffle": False, "num_workers": 0},
+            "inferer": _sliding_window(),
+            "postprocessing": _scoring_postprocessing(),
+            "handlers": [
+                {"_target_": "StatsHandler", "iteration_log": False},
+                {"_target_": "TensorBoardStatsHandler", "log_dir": "@log_dir", "iteration_log": False},
+            ],
+            "key_metric": {"val_mean_dice": {"_target_": "MeanDice", "include_background": False,
+                                             "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
+            "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device",
+                          "val_data_loader": "@validate#dataloader", "network": "@network",
+                          "inferer": "@validate#inferer", "postprocessing": "@validate#postprocessing",
+                          "key_val_metric": "@validate#key_metric", "val_handlers": "@validate#handlers",
+                          "amp": "@amp"},
+        },
+        # the lists the datasets really use: MONAI Label replaces train#dataset#data and validate#dataset#data
+        "check_lists": {"training": "@train#dataset#data", "validation": "@validate#dataset#data"},
+        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist=@check_lists, "
+                         "patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if @check_data else 0, "
+                         "network=@network_def)",
+        "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+        "run": ["$@train#trainer.run()"],
+        "finalize": [],
+    })
+    return cfg
+
+
+def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
+    """Load models/model.pt into the stock backbone; per-case, per-class Dice and HD95 (mm) to CSV."""
+    cfg = _header(spec, project_code=True)
+    cfg["imports"] += ["$import dsd_components.data", "$import dsd_components.integrity",
+                       "$import dsd_components.metrics", "$import dsd_components.plots"]
+    cfg.update({
+        "dataset": dict(spec.dataset),
+        "datalist": None,
+        "fold": 0,
+        "seed": 0,
+        "eval_split": "testing",
+        "num_workers": 4,
+        "amp": "$torch.cuda.is_available()",
+        "sw_batch_size": 4,
+        "check_data": True,
+        "log_dir": "$@bundle_root + '/logs'",
+        "datalists": _datalists(),
+        "network": "$@network_def.to(@device)",
+        "class_names": spec.class_names[1:],
+        "preprocessing": {"_target_": "Compose",
+                          "transforms": _load_transforms(spec, ["image", "label"], train=False)},
+        "dataset_obj": {"_target_": "Dataset", "data": "$@datalists[@eval_split]", "transform": "@preprocessing"},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset_obj", "batch_size": 1, "shuffle": False,
+                       "num_workers": "@num_workers"},
+        "inferer": _sliding_window(),
+        "postprocessing": _scoring_postprocessing(),
+        "handlers": [
+            {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
+             "load_dict": {"model": "@network"}, "map_location": "@device"},
+            {"_target_": "StatsHandler", "iteration_log": False},
+            {"_target_": "dsd_components.metrics.PerClassCSV", "save_dir": "@output_dir",
+             "class_names": "@class_names", "metric_names": ["mean_dice", "mean_hd95"]},
+        ],
+        "key_metric": {"mean_dice": {"_target_": "MeanDice", "include_background": False, "reduction": "mean",
+                                     "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
+        "additional_metrics": {"mean_hd95": {"_target_": "IgniteMetricHandler",
+                                             "metric_fn": {"_target_": "dsd_components.metrics.HausdorffDistanceMM",
+                                                           "include_background": False, "percentile": 95,
+                                                           "reduction": "mean"},
+                                             "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
+                                             "save_details": True}},
+        "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
+                      "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
+                      "key_val_metric": "@key_metric", "additional_metrics": "@additional_metrics",
+                      "val_handlers": "@handlers", "amp": "@amp"},
+        "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, "
+                         "datalist={@eval_split: @dataset_obj#data}, splits=(@eval_split,), "
+                         "max_cases=None if @check_data else 0, model_path=@bundle_root + '/models/model.pt')",
+        "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+        "run": ["$@evaluator.run()"],
+        # PNG of train_loss and val_mean_dice read from the training run's TensorBoard events in log_dir
+        "finalize": ["$dsd_components.plots.plot_training_curves(@log_dir, @output_dir + '/training_curves.png')"],
+    })
+    if spec.regions:
+        _add_regions(cfg, spec)
+    return cfg
+
+
+def _add_regions(cfg: dict[str, Any], spec: BundleSpec) -> None:
+    """Besides the per-label scores, score label regions (BraTS WT = 1|2|3, TC = 2|3, ET = 3: the reference code
+    reports per-label classes, the BraTS literature regions), written to regions_per_case_metrics.csv /
+    regions_summary.csv."""
+    assert spec.regions
+    cfg["imports"].append("$import dsd_components.transforms")
+    cfg["region_names"] = list(spec.regions)
+    cfg["postprocessing"]["transforms"] = [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        {"_target_": "dsd_components.transforms.LabelRegionsd", "keys": ["pred", "label"],
+         "regions": {k: list(v) for k, v in spec.regions.items()}},
+        {"_target_": "AsDiscreted", "keys": ["pred", "label"], "to_onehot": "$[@num_classes, @num_classes]"},
+    ]
+    regions = "$monai.handlers.from_engine(['pred_regions', 'label_regions'])"
+    cfg["additional_metrics"]["region_dice"] = {"_target_": "MeanDice", "include_background": True,
+                                                "reduction": "mean", "output_transform": regions}
+    cfg["additional_metrics"]["region_hd95"] = {
+        "_target_": "IgniteMetricHandler", "output_transform": regions, "save_details": True,
+        "metric_fn": {"_target_": "dsd_components.metrics.HausdorffDistanceMM", "include_background": True,
+                      "percentile": 95, "reduction": "mean"}}
+    cfg["handlers"].append({"_target_": "dsd_components.metrics.PerClassCSV", "save_dir": "@output_dir",
+                            "class_names": "@region_names", "metric_names": ["region_dice", "region_hd95"],
+                            "prefix": "regions_"})
+
+
+def inference_config(spec: BundleSpec) -> dict[str, Any]:
+    """Stock backbone, image-only preprocessing, sliding window, outputs in the input's space. No project code."""
+    cfg = _header(spec, project_code=False)
+    cfg.update({
+        "dataset_dir": "$@bundle_root + '/inputs'",
+        "datalist": "$[{'image': f} for f in sorted(glob.glob(os.path.join(@dataset_dir, '*.nii*'))) "
+                    "if '_label.' not in os.path.basename(f)]",
+        "network": "$@network_def.to(@device)",
+        # MONAI Label adds a string `image_path` key; monai >= 1.6's Spacingd updates every `image_*` key and fails
+        # on it. Park it under a name Spacingd ignores and put it back at the end (MONAI Label's writer takes the
+        # output file type from it). Pure MONAI and a no-op for `monai.bundle run`, so MONAI Label needs no patch.
+        "preprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "CopyItemsd", "keys": "image_path", "names": "source_path", "allow_missing_keys": True},
+            {"_target_": "DeleteItemsd", "keys": "image_path"},
+        ] + _load_transforms(spec, ["image"], train=False)},
+        "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False,
+                       "num_workers": 2},
+        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": "@patch_size", "sw_batch_size": 4,
+                    "overlap": 0.25},
+        "postprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+            {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
+             "meta_key_postfix": "meta_dict", "nearest_interp": False, "to_tensor": True},
+            {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+            {"_target_": "CopyItemsd", "keys": "source_path", "names": "image_path", "allow_missing_keys": True},
+            {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir", "output_postfix": "seg",
+             "output_dtype": "$numpy.uint8", "resample": False, "separate_folder": False, "print_log": False},
+        ]},
+        "handlers": [
+            {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
+             "load_dict": {"model": "@network"}, "map_location": "@device"},
+            {"_target_": "StatsHandler", "iteration_log": False},
+        ],
+        "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
+                      "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
+                      "val_handlers": "@handlers", "amp": "$torch.cuda.is_available()"},
+        "initialize": ["$monai.utils.set_determinism(seed=0)"],
+        "run": ["$@evaluator.run()"],
+    })
+    cfg["imports"].append("$import numpy")
+    return cfg
+
+
+def _ddp_common() -> dict[str, Any]:
+    """Process group from torchrun's environment; gloo on CPU so it runs anywhere."""
+    return {
+        "device": "$torch.device('cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu')",
+        "rank": "$int(os.environ.get('RANK', 0))",
+        "world_size": "$int(os.environ.get('WORLD_SIZE', 1))",
+        "backend": "$'nccl' if torch.cuda.is_available() else 'gloo'",
+        "dist_init": [
+            "$torch.distributed.is_initialized() or torch.distributed.init_process_group(backend=@backend)",
+            "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
+        ],
+        "check_data": "$@rank == 0",  # rank 0 checks the data; the others only build their datalists
+        "finalize": ["$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()"],
+    }
+
+
+def _distributed_sampler(dataset_ref: str) -> dict[str, Any]:
+    """Evaluation split across ranks; with fewer cases than ranks, cases repeat (MONAI refuses otherwise)."""
+    return {"_target_": "DistributedSampler", "dataset": dataset_ref,
+            "even_divisible": f"$len({dataset_ref}) < @world_size", "shuffle": False}
+
+
+# Handlers that only log: created on rank 0 only (a disabled list item is dropped by MONAI's config parser), so other
+# ranks write no TensorBoard files and print no duplicate lines. PerClassCSV is not listed: it all-gathers file
+# names, so every rank must run it (it writes on rank 0 only).
+RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "ignite.handlers.ProgressBar")
+
+
+def _rank0_only(handler_lists: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """``{config id of a handler list: the list}`` -> overrides disabling its logging handlers on ranks > 0."""
+    return {f"{list_id}#{i}#_disabled_": "$@rank > 0"
+            for list_id, handlers in handler_lists.items()
+            for i, handler in enumerate(handlers) if handler["_target_"] in RANK0_ONLY}
+
+
+def multi_gpu_train_config(spec: BundleSpec) -> dict[str, Any]:
+    """DDP override of train.json under torchrun (the model-zoo pattern).
+
+    Each rank caches and trains on its own partition of the training cases; validation is split by a
+    DistributedSampler and MONAI's metric handlers all-gather the scores, so every rank sees the same metric; only
+    rank 0 logs, writes TensorBoard and saves checkpoints (DSDCheckpointer reads the rank itself).
+    """
+    train = train_config(spec)
+    return {
+        **_ddp_common(),
+        "network": {"_target_": "torch.nn.parallel.DistributedDataParallel", "module": "$@dsd_network.to(@device)",
+                    "device_ids": "$[@device] if torch.cuda.is_available() else None",
+                    "find_unused_parameters": "$dsd_components.ddp_needs_unused_parameters(@network_def)"},
+        # Each rank caches and trains on its own partition of whatever train#dataset#data holds (the bundle's split,
+        # or the list MONAI Label injects): a new dataset object, so that key itself is never overridden here.
+        "train#dataset_rank": {
+            "_target_": "CacheDataset", "transform": "@train#preprocessing", "cache_rate": "@cache_rate",
+            "num_workers": "@num_workers", "copy_cache": False,
+            "data": "$monai.data.partition_dataset(@train#dataset#data, num_partitions=@world_size, shuffle=True, "
+                    "seed=@seed, even_divisible=True)[@rank]"},
+        "train#dataloader#dataset": "@train#dataset_rank",
+        "validate#sampler": _distributed_sampler("@validate#dataset"),
+        "validate#dataloader#sampler": "@validate#sampler",
+        **_rank0_only({"train#handlers": train["train"]["handlers"],
+                       "validate#handlers": train["validate"]["handlers"]}),
+        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$monai.utils.set_determinism(seed=@seed + @rank)",
+                       "$@check_dataset"],
+        "run": ["$@train#trainer.run()"],
+    }
+
+
+def multi_gpu_evaluate_config(spec: BundleSpec) -> dict[str, Any]:
+    """DDP override of evaluate.json: each rank evaluates a share of the cases; rank 0 writes the CSVs."""
+    return {
+        **_ddp_common(),
+        "sampler": _distributed_sampler("@dataset_obj"),
+        "dataloader#sampler": "@sampler",
+        **_rank0_only({"handlers": evaluate_config(spec)["handlers"]}),
+        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$monai.utils.set_determinism(seed=@seed)",
+                       "$@check_dataset"],
+        "run": ["$@evaluator.run()"],
+    }

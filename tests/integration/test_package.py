@@ -1,0 +1,198 @@
+"""A packaged bundle is self-contained: unzipped anywhere, it trains and infers with none of the repository on the path,
+and a user gets it by name from the local zoo index with MONAI's own `monai.bundle download`."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from support.bundles import ROOT, tiny_overrides
+
+from dsd_tools.zoo import package as package_bundle
+from dsd_tools.zoo import verify as verify_bundle
+from dsd_tools.demo_data import make_demo_data
+from dsd_tools.overrides import bundle_overrides
+
+NAME = "hippocampus_nnunet_dsd"
+# import name -> distribution name, for the packages a bundle may use
+DIST_NAMES = {"torch": "torch", "monai": "monai", "numpy": "numpy", "ignite": "pytorch-ignite", "nibabel": "nibabel",
+              "scipy": "scipy", "matplotlib": "matplotlib", "tensorboard": "tensorboard", "tqdm": "tqdm",
+              "einops": "einops", "yaml": "pyyaml"}
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    """A subprocess environment without the repository: `import dsd_components` must fail there, even where the
+    project is pip-installed in editable mode (CI), so a blocker package shadows it on PYTHONPATH."""
+    blocker = tmp / "blocker" / "dsd_components"
+    blocker.mkdir(parents=True, exist_ok=True)
+    (blocker / "__init__.py").write_text("raise ImportError('the packaged bundle must not import the project package')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(blocker.parent), OMP_NUM_THREADS="2")
+    assert str(ROOT) not in env["PYTHONPATH"]
+    return env
+
+
+def _overrides_cli(over: dict) -> list[str]:
+    return [x for k, v in over.items() for x in (f"--{k}", json.dumps(v))]
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory):
+    """Package NAME with freshly initialised tiny weights into a private dist/ with its index."""
+    tmp = tmp_path_factory.mktemp("pkg")
+    over = tiny_overrides(NAME)
+    bundle = tmp / "src" / NAME
+    import shutil
+
+    shutil.copytree(ROOT / "bundles" / NAME, bundle, ignore=shutil.ignore_patterns("models", "eval", "logs"))
+    weights = verify_bundle.make_fresh_weights(bundle, bundle_overrides(over))
+    zip_path = Path(package_bundle.package(NAME, weights=str(weights), dist=str(tmp / "dist"), net_override=over,
+                                           bundles_dir=str(tmp / "src")))
+    return tmp, zip_path, over
+
+
+def test_zip_layout_hashes_and_index(packaged):
+    tmp, zip_path, _ = packaged
+    version = json.loads((ROOT / "bundles" / NAME / "configs" / "metadata.json").read_text())["version"]
+    assert zip_path.name == f"{NAME}_v{version}.zip"
+    with zipfile.ZipFile(zip_path) as z:
+        names = z.namelist()
+        assert {n.split("/")[0] for n in names} == {NAME}
+        for rel in ("models/model.pt", "models/model.ts", "configs/metadata.json", "configs/inference.json",
+                    "scripts/__init__.py", "scripts/dsd_components/__init__.py", "scripts/dsd_components/loss.py",
+                    "LICENSE", "large_files.yml", "docs/README.md"):
+            assert f"{NAME}/{rel}" in names, rel
+        z.extractall(tmp / "unzipped")
+    bundle = tmp / "unzipped" / NAME
+    for cfg in (bundle / "configs").glob("*.json"):
+        text = cfg.read_text()
+        assert "$import dsd_components" not in text and '"dsd_components.' not in text, cfg.name
+    # the acceptance checks pass on the package itself, hashes filled and matching
+    verify_bundle.check_large_files(bundle, require_hash=True)
+    info = json.loads((tmp / "dist" / "model_info.json").read_text())
+    entry = info[f"{NAME}_v{version}"]
+    assert entry["checksum"] == package_bundle.sha256(zip_path) and entry["source"] == zip_path.resolve().as_uri()
+    # deterministic: packaging again gives the same bytes
+    first = zip_path.read_bytes()
+    package_bundle._zip(bundle, tmp / "again.zip")
+    assert zipfile.ZipFile(tmp / "again.zip").namelist() == names
+    assert len(first) > 0
+
+
+def test_vendored_code_needs_only_metadata_packages():
+    """Every third-party import that a bundle can reach in dsd_components is a package named in metadata.json:
+    module-level imports of every module, and all imports of the modules that the configs and the package name."""
+    meta = json.loads((ROOT / "bundles" / NAME / "configs" / "metadata.json").read_text())
+    allowed = {"torch", "monai", "numpy", *meta["required_packages_version"]}
+    configs = "".join(p.read_text() for p in (ROOT / "bundles").glob("*/configs/*.json"))
+    import dsd_components
+
+    reached = set(re.findall(r"dsd_components\.(\w+)", configs)) | set(dsd_components._EXPORTS.values())
+    for py in (ROOT / "dsd_components").glob("*.py"):
+        tree = ast.parse(py.read_text())
+        for node in (ast.walk(tree) if py.stem in reached | {"__init__"} else tree.body):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            for m in mods:
+                top = m.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                assert DIST_NAMES.get(top) in allowed, f"{py.name} imports {top}, not in metadata.json"
+
+
+def test_unzipped_bundle_trains_and_infers_without_the_repo(packaged):
+    tmp, zip_path, over = packaged
+    work = tmp / "elsewhere"
+    work.mkdir()
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(work / "bundles_here")
+    bundle = work / "bundles_here" / NAME
+    env = _env(tmp)
+    cwd = tmp / "cwd"
+    cwd.mkdir()
+    probe = subprocess.run([sys.executable, "-c", "import dsd_components"], env=env, cwd=cwd, capture_output=True, text=True)
+    assert probe.returncode != 0 and "ImportError" in probe.stderr
+
+    data = make_demo_data("hippocampus", str(tmp / "data"), num_cases=5, seed=0)
+    cfg = lambda c: str(bundle / "configs" / c)  # noqa: E731
+    common = ["--meta_file", cfg("metadata.json"), "--logging_file", cfg("logging.conf"), *_overrides_cli(over)]
+    run = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
+    train = subprocess.run([*run, cfg("train.json"), *common, "--dataset_dir", data, "--num_epochs", "1",
+                            "--val_interval", "1", "--num_samples", "1", "--num_workers", "0", "--cache_rate", "0"],
+                           env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    state = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    assert not any(k.startswith("backbone.") or "head" in k for k in state)
+    assert any((bundle / "logs").glob("events.out.tfevents.*")), "TensorBoard logs in the bundle's logs/"
+
+    # evaluation with the vendored metrics, and the PNG of the training curves from logs/
+    eval_dir = tmp / "eval_out"
+    ev = subprocess.run([*run, cfg("evaluate.json"), *common, "--dataset_dir", data, "--eval_split", "validation",
+                         "--num_workers", "0", "--output_dir", str(eval_dir)],
+                        env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stdout[-3000:] + ev.stderr[-3000:]
+    assert (eval_dir / "per_case_metrics.csv").is_file()
+    assert (eval_dir / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    images = sorted((Path(data) / "imagesTs").glob("*.nii.gz"))[:1]
+    in_dir = tmp / "infer_in"
+    in_dir.mkdir()
+    for p in images:
+        os.symlink(p, in_dir / p.name)
+    out_dir = tmp / "infer_out"
+    infer = subprocess.run([*run, cfg("inference.json"), *common, "--dataset_dir", str(in_dir),
+                            "--output_dir", str(out_dir)], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert infer.returncode == 0, infer.stdout[-3000:] + infer.stderr[-3000:]
+    for p in images:
+        seg = nib.load(out_dir / p.name.replace(".nii.gz", "_seg.nii.gz"))
+        assert seg.shape[:3] == nib.load(p).shape[:3]
+        assert set(np.unique(np.asarray(seg.dataobj)).astype(int)) <= {0, 1, 2}
+
+
+def test_download_by_name_offline(packaged, tmp_path):
+    tmp, zip_path, _ = packaged
+    index = tmp / "dist" / "model_info.json"
+    # the helper: look up the name in the index, MONAI's download, checksum
+    got = Path(package_bundle.fetch(NAME, bundle_dir=str(tmp_path / "a"), index=str(index)))
+    assert (got / "models" / "model.pt").is_file() and (got / "configs" / "inference.json").is_file()
+    # MONAI's own CLI with the index's source URL, no network
+    source = json.loads(index.read_text())[zip_path.name[:-4]]["source"]
+    cli = subprocess.run([sys.executable, "-m", "monai.bundle", "download", "--name", NAME, "--url", source,
+                          "--bundle_dir", str(tmp_path / "b"), "--progress", "False"],
+                         capture_output=True, text=True, env=_env(tmp), cwd=tmp_path, timeout=120)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert (tmp_path / "b" / NAME / "models" / "model.ts").is_file()
+    # fetching again replaces the unpacked bundle as a whole
+    (got / "stale.txt").write_text("from an earlier fetch")
+    assert Path(package_bundle.fetch(NAME, bundle_dir=str(tmp_path / "a"), index=str(index))) == got
+    assert not (got / "stale.txt").exists() and (got / "models" / "model.pt").is_file()
+
+
+def test_tampered_package_is_refused_before_anything_is_unpacked(packaged, tmp_path):
+    """A package whose bytes changed after it was indexed: fetch refuses it and the target folder stays as it was."""
+    tmp, zip_path, _ = packaged
+    tampered = tmp_path / zip_path.name
+    data = bytearray(zip_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the compressed weights
+    tampered.write_bytes(bytes(data))
+    index = json.loads((tmp / "dist" / "model_info.json").read_text())
+    index[zip_path.name[:-4]]["source"] = tampered.resolve().as_uri()  # the checksum stays the packaged one
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    target = tmp_path / "downloads"
+    (target / NAME / "models").mkdir(parents=True)
+    (target / NAME / "models" / "model.pt").write_bytes(b"the model the user had")
+    before = sorted((p.relative_to(target), p.read_bytes()) for p in target.rglob("*") if p.is_file())
+    with pytest.raises(package_bundle.PackageChecksumError, match="checksum mismatch.*nothing was unpacked"):
+        package_bundle.fetch(NAME, bundle_dir=str(target), index=str(tmp_path / "index.json"))
+    after = sorted((p.relative_to(target), p.read_bytes()) for p in target.rglob("*") if p.is_file())
+    assert after == before and sorted(p.name for p in target.iterdir()) == [NAME]  # no temporary left behind
