@@ -1,8 +1,12 @@
-"""Evaluation pieces MONAI lacks: HD95 in millimetres and a per-case, per-class CSV with class names."""
+"""Evaluation pieces MONAI lacks: HD95 in millimetres, a per-case, per-class CSV with class names, and a record of
+which weights were scored on which split."""
 
 from __future__ import annotations
 
 import csv
+import datetime as _dt
+import hashlib
+import json
 import math
 import os
 import warnings
@@ -16,7 +20,9 @@ from monai.data import MetaTensor
 from monai.metrics import HausdorffDistanceMetric
 from monai.utils import string_list_all_gather
 
-__all__ = ["HausdorffDistanceMM", "PerClassCSV", "summarize"]
+__all__ = ["HausdorffDistanceMM", "PerClassCSV", "EvaluationRecord", "summarize", "RECORD_NAME"]
+
+RECORD_NAME = "evaluation.json"
 
 
 class HausdorffDistanceMM(HausdorffDistanceMetric):
@@ -114,3 +120,61 @@ class PerClassCSV:
                 per_case = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in v[:n]])
                 s = summarize(per_case)
                 w.writerow([m, "mean", f"{s['mean']:.4f}", f"{s['std']:.4f}", f"{s['median']:.4f}", s["n"]])
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+class EvaluationRecord:
+    """Write ``evaluation.json`` beside the CSVs when an evaluation completes: the sha256 of the weights scored, the
+    split, fold and data folder, the number of cases and the mean metrics.
+
+    Why: scores are only worth shipping with the weights they were measured on. ``dsd-package`` fills a release's
+    ``eval_metrics`` from ``summary.csv`` only when this record names the same weights (by hash), so a later
+    training run cannot silently inherit an earlier run's scores.
+    """
+
+    def __init__(self, save_dir: str | os.PathLike, model_path: str | os.PathLike, split: str,
+                 fold: int | None = None, dataset_dir: str | os.PathLike | None = None,
+                 filename: str = RECORD_NAME) -> None:
+        self.save_dir = Path(save_dir)
+        self.model_path = Path(model_path)
+        self.split = str(split)
+        self.fold = fold
+        self.dataset_dir = None if dataset_dir is None else str(dataset_dir)
+        self.filename = filename
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def write(self, engine: Engine) -> dict[str, Any] | None:
+        """The record (also written to ``save_dir/evaluation.json``, atomically, on rank 0 only)."""
+        if _rank() != 0:
+            return None
+        details = getattr(engine.state, "metric_details", None) or {}
+        cases = next((len(torch.as_tensor(v)) for v in details.values()), None)
+        metrics = {k: float(v) for k, v in engine.state.metrics.items()
+                   if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)}
+        record = {
+            "model_path": str(self.model_path.resolve()),
+            "model_sha256": _sha256(self.model_path) if self.model_path.is_file() else None,
+            "split": self.split, "fold": self.fold, "dataset_dir": self.dataset_dir, "num_cases": cases,
+            "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()},
+            "finished": _dt.datetime.now().isoformat(timespec="seconds"),
+        }
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        out = self.save_dir / self.filename
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp, out)
+        return record

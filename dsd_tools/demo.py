@@ -23,14 +23,16 @@ from .cli import UsageError, run_cli
 from .demo_data import make_demo_data
 from .malloc import STEADY_MALLOC
 from .paper import PAIRINGS
-from .paths import BUNDLES_DIR
+from .paths import BUNDLES_DIR, config_file_arg, config_files
 from .qualitative import plot_qualitative
 
 __all__ = ["demo", "main"]
 
 
 def _bundle_run(config: Path, cwd: Path, **overrides: object) -> None:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(config)]
+    """``python -m monai.bundle run`` of one bundle config (evaluate.json with the train.json it is layered on)."""
+    files = config_file_arg(config_files(config.parent.parent, config.name))
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files]
     for k, v in overrides.items():
         cmd += [f"--{k}", json.dumps(v) if isinstance(v, (list, bool)) else str(v)]
     print("+", " ".join(cmd), flush=True)

@@ -13,7 +13,7 @@ from typing import Any
 from .spec import BundleSpec
 
 __all__ = ["STDLIB_BUNDLE_ROOT", "train_config", "evaluate_config", "inference_config", "multi_gpu_train_config",
-           "multi_gpu_evaluate_config", "RANK0_ONLY"]
+           "multi_gpu_evaluate_config", "RANK0_ONLY", "EVALUATE_LAYERING"]
 
 # bundle_root of configs that must not import the project (inference.json, packaged bundles before the vendored
 # package is importable): the folder above configs/ of the --config_file on the command line, else the working
@@ -214,35 +214,33 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
     return cfg
 
 
+EVALUATE_LAYERING = ("train.json", "evaluate.json")  # evaluate.json is read on top of train.json, in this order
+
+
 def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
-    """Load models/model.pt into the stock backbone; per-case, per-class Dice and HD95 (mm) to CSV."""
-    cfg = _header(spec, project_code=True)
-    cfg["imports"] += ["$import dsd_components.data", "$import dsd_components.integrity",
-                       "$import dsd_components.metrics", "$import dsd_components.plots"]
-    cfg.update({
-        "dataset": dict(spec.dataset),
-        "datalist": None,
-        "fold": 0,
-        "seed": 0,
+    """``evaluate.json``: a delta read on top of ``train.json``, the model zoo's way
+    (``--config_file "['configs/train.json','configs/evaluate.json']"``).
+
+    It keeps train.json's dataset facts, split, network definition, sliding-window inferer and scoring, and swaps in
+    the stock backbone loaded from models/model.pt, the split to score (``eval_split``), per-case Dice and HD95 (mm)
+    written by PerClassCSV, the provenance record the packager checks, and the training-curve PNG. Its evaluator
+    keeps MONAI's default ids (``evaluator``, ``handlers``), so ``--tracking mlflow`` closes the evaluation run.
+    """
+    cfg: dict[str, Any] = {
+        "+imports": ["$import dsd_components.metrics", "$import dsd_components.plots"],
         "eval_split": "testing",
-        "num_workers": 4,
-        "amp": "$torch.cuda.is_available()",
-        "sw_batch_size": 4,
-        "check_data": True,
-        "log_dir": "$@bundle_root + '/logs'",
-        "datalists": _datalists(),
         "network": "$@network_def.to(@device)",
         "class_names": spec.class_names[1:],
-        "preprocessing": {"_target_": "Compose",
-                          "transforms": _load_transforms(spec, ["image", "label"], train=False)},
-        "dataset_obj": {"_target_": "Dataset", "data": "$@datalists[@eval_split]", "transform": "@preprocessing"},
-        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset_obj", "batch_size": 1, "shuffle": False,
-                       "num_workers": "@num_workers"},
-        "inferer": _sliding_window(),
-        "postprocessing": _scoring_postprocessing(),
+        "model_path": "$@bundle_root + '/models/model.pt'",
+        "validate#preprocessing": {"_target_": "Compose",
+                                   "transforms": _load_transforms(spec, ["image", "label"], train=False)},
+        "validate#dataset": {"_target_": "Dataset", "data": "$@datalists[@eval_split]",
+                             "transform": "@validate#preprocessing"},
+        "validate#dataloader": {"_target_": "DataLoader", "dataset": "@validate#dataset", "batch_size": 1,
+                                "shuffle": False, "num_workers": "@num_workers"},
         "handlers": [
-            {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
-             "load_dict": {"model": "@network"}, "map_location": "@device"},
+            {"_target_": "CheckpointLoader", "load_path": "@model_path", "load_dict": {"model": "@network"},
+             "map_location": "@device"},
             {"_target_": "StatsHandler", "iteration_log": False},
             {"_target_": "dsd_components.metrics.PerClassCSV", "save_dir": "@output_dir",
              "class_names": "@class_names", "metric_names": ["mean_dice", "mean_hd95"]},
@@ -255,21 +253,34 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
                                                            "reduction": "mean"},
                                              "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
                                              "save_details": True}},
-        "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
-                      "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
+        "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@validate#dataloader",
+                      "network": "@network", "inferer": "@validate#inferer", "postprocessing": "@validate#postprocessing",
                       "key_val_metric": "@key_metric", "additional_metrics": "@additional_metrics",
                       "val_handlers": "@handlers", "amp": "@amp"},
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, "
-                         "datalist={@eval_split: @dataset_obj#data}, splits=(@eval_split,), "
-                         "max_cases=None if @check_data else 0, model_path=@bundle_root + '/models/model.pt')",
+                         "datalist={@eval_split: @validate#dataset#data}, splits=(@eval_split,), "
+                         "max_cases=None if @check_data else 0, model_path=@model_path)",
         "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
-        # PNG of train_loss and val_mean_dice read from the training run's TensorBoard events in log_dir
-        "finalize": ["$dsd_components.plots.plot_training_curves(@log_dir, @output_dir + '/training_curves.png')"],
-    })
+        "finalize": [PLOT_CURVES],
+    }
+    _add_evaluation_record(cfg)
     if spec.regions:
         _add_regions(cfg, spec)
     return cfg
+
+
+# PNG of train_loss and val_mean_dice read from the training run's TensorBoard events in log_dir (rank 0 only)
+PLOT_CURVES = ("$dsd_components.plots.plot_training_curves(@log_dir, @output_dir + '/training_curves.png') "
+               "if int(os.environ.get('RANK', 0)) == 0 else None")
+
+
+def _add_evaluation_record(cfg: dict[str, Any]) -> None:
+    """``evaluation.json`` beside the CSVs: which weights (sha256) were scored on which split and fold, so that
+    ``dsd-package`` ships scores only with the weights they belong to."""
+    cfg["handlers"].append({"_target_": "dsd_components.metrics.EvaluationRecord", "save_dir": "@output_dir",
+                            "model_path": "@model_path", "split": "@eval_split", "fold": "@fold",
+                            "dataset_dir": "@dataset_dir"})
 
 
 def _add_regions(cfg: dict[str, Any], spec: BundleSpec) -> None:
@@ -277,15 +288,15 @@ def _add_regions(cfg: dict[str, Any], spec: BundleSpec) -> None:
     reports per-label classes, the BraTS literature regions), written to regions_per_case_metrics.csv /
     regions_summary.csv."""
     assert spec.regions
-    cfg["imports"].append("$import dsd_components.transforms")
+    cfg["+imports"].append("$import dsd_components.transforms")
     cfg["region_names"] = list(spec.regions)
-    cfg["postprocessing"]["transforms"] = [
+    cfg["validate#postprocessing"] = {"_target_": "Compose", "transforms": [
         {"_target_": "Activationsd", "keys": "pred", "softmax": True},
         {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
         {"_target_": "dsd_components.transforms.LabelRegionsd", "keys": ["pred", "label"],
          "regions": {k: list(v) for k, v in spec.regions.items()}},
         {"_target_": "AsDiscreted", "keys": ["pred", "label"], "to_onehot": "$[@num_classes, @num_classes]"},
-    ]
+    ]}
     regions = "$monai.handlers.from_engine(['pred_regions', 'label_regions'])"
     cfg["additional_metrics"]["region_dice"] = {"_target_": "MeanDice", "include_background": True,
                                                 "reduction": "mean", "output_transform": regions}
@@ -409,13 +420,17 @@ def multi_gpu_train_config(spec: BundleSpec) -> dict[str, Any]:
 
 
 def multi_gpu_evaluate_config(spec: BundleSpec) -> dict[str, Any]:
-    """DDP override of evaluate.json: each rank evaluates a share of the cases; rank 0 writes the CSVs."""
+    """DDP override of train.json + evaluate.json: each rank evaluates a share of the cases; rank 0 writes the CSVs,
+    the evaluation record and the training-curve PNG (evaluate.json's ``finalize``, kept before the process group
+    is destroyed)."""
+    common = _ddp_common()
     return {
-        **_ddp_common(),
-        "sampler": _distributed_sampler("@dataset_obj"),
-        "dataloader#sampler": "@sampler",
+        **common,
+        "validate#sampler": _distributed_sampler("@validate#dataset"),
+        "validate#dataloader#sampler": "@validate#sampler",
         **_rank0_only({"handlers": evaluate_config(spec)["handlers"]}),
         "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$monai.utils.set_determinism(seed=@seed)",
                        "$@check_dataset"],
         "run": ["$@evaluator.run()"],
+        "finalize": [PLOT_CURVES, *common["finalize"]],
     }

@@ -135,7 +135,7 @@ def bundle_readme(spec: BundleSpec) -> str:
 
 ```bash
 python -m monai.bundle run --config_file bundles/{spec.name}/configs/train.json --dataset_dir /data/{spec.dataset['name']}
-python -m monai.bundle run --config_file bundles/{spec.name}/configs/evaluate.json --dataset_dir /data/{spec.dataset['name']}
+python -m monai.bundle run --config_file "['bundles/{spec.name}/configs/train.json','bundles/{spec.name}/configs/evaluate.json']" --dataset_dir /data/{spec.dataset['name']}
 python -m monai.bundle run --config_file bundles/{spec.name}/configs/inference.json --dataset_dir /data/new_cases
 torchrun --nproc_per_node 2 -m monai.bundle run \\
     --config_file "['bundles/{spec.name}/configs/train.json','bundles/{spec.name}/configs/multi_gpu_train.json']" --dataset_dir /data/{spec.dataset['name']}

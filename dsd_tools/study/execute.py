@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..hashing import object_hash as _hash
+from ..paths import config_files
 from .plan import RunSpec, bundle_configs
 
 __all__ = ["execute_run", "predict_with_run", "read_per_case"]
@@ -104,7 +105,7 @@ def execute_run(spec: RunSpec, runner: str = "subprocess", threads: int | None =
               "bundle_root": str(bundle_root)}
     train_args = {"config_file": str(cfg / "train.json"), **common, **spec.train_overrides,
                   "ckpt_dir": str(bundle_root / "models"), "log_dir": str(bundle_root / "logs")}
-    eval_args = {"config_file": str(cfg / "evaluate.json"), **common, **spec.eval_overrides,
+    eval_args = {"config_file": config_files(bundle_root, "evaluate.json"), **common, **spec.eval_overrides,
                  "output_dir": str(rd / "eval"), "log_dir": str(bundle_root / "logs")}
     (rd / "train_args.json").write_text(json.dumps(train_args, indent=2) + "\n")
     (rd / "eval_args.json").write_text(json.dumps(eval_args, indent=2) + "\n")

@@ -84,7 +84,12 @@ def bundle_dataset(bundle: str) -> DatasetSpec:
 
 
 def _eval_keys(bundle: str) -> set[str]:
-    return set(json.loads((bundle_configs(bundle) / "evaluate.json").read_text()))
+    """Top-level ids evaluation reads: evaluate.json is layered on train.json, so the run's DSD and training settings
+    reach its evaluation too (and label the evaluation's MLflow run)."""
+    keys = set()
+    for name in ("train.json", "evaluate.json"):
+        keys |= {k.lstrip("+").split("#", 1)[0] for k in json.loads((bundle_configs(bundle) / name).read_text())}
+    return keys
 
 
 def _num_folds(spec: DatasetSpec, dataset_dir: str | None, overrides: dict[str, Any]) -> int:

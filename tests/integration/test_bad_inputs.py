@@ -29,6 +29,7 @@ from monai.bundle import run
 from dsd_components.entry import user_error_in
 from dsd_components.errors import CheckpointError, DatasetIntegrityError, DSDUserError
 from dsd_tools.demo_data import make_demo_data
+from dsd_tools.paths import config_files
 
 NAME = "hippocampus_nnunet_dsd"
 # 5 cases -> hippocampus_001..003 train, 004 validation, 005 test (the paper's split scaled down)
@@ -67,7 +68,7 @@ def _save(arr, path: Path, affine=None) -> None:
 
 def _run(bundle: Path, dataset_dir, config: str = "train.json", **kw) -> None:
     shutil.rmtree(bundle / "models", ignore_errors=True)
-    run(config_file=str(bundle / "configs" / config), meta_file=str(bundle / "configs" / "metadata.json"),
+    run(config_file=config_files(bundle, config), meta_file=str(bundle / "configs" / "metadata.json"),
         logging_file=False, bundle_root=str(bundle), dataset_dir=str(dataset_dir), **{**TRAIN, **kw})
 
 
@@ -230,7 +231,7 @@ def test_evaluate_without_usable_model(model, task, bundle):
         path.write_bytes(b"PK\x03\x04 truncated")
     needle = "no trained model" if model == "missing" else "cannot be loaded with torch.load(weights_only=True)"
     err = _user_error(lambda: run(  # not _expect_error: it clears models/ first
-        config_file=str(bundle / "configs" / "evaluate.json"), logging_file=False, bundle_root=str(bundle),
+        config_file=config_files(bundle, "evaluate.json"), logging_file=False, bundle_root=str(bundle),
         dataset_dir=str(task), output_dir=str(task / "eval"), **TRAIN), DatasetIntegrityError)
     assert str(path) in err and needle in err, err
 
@@ -298,7 +299,7 @@ def test_tiny_images_and_empty_labels_train_and_evaluate(task, bundle, tmp_path,
     assert ckpt["epoch"] == 1 and ckpt["iteration"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["network"].values())
     out = tmp_path / "eval"
-    run(config_file=str(bundle / "configs" / "evaluate.json"), logging_file=False, bundle_root=str(bundle),
+    run(config_file=config_files(bundle, "evaluate.json"), logging_file=False, bundle_root=str(bundle),
         dataset_dir=str(task), output_dir=str(out), eval_split="validation", num_workers=0, **tiny_overrides(NAME))
     assert (out / "per_case_metrics.csv").read_text().count("hippocampus_004") == 1
 

@@ -20,6 +20,7 @@ from monai.bundle import run
 from dsd_tools.bundlegen import paper_bundle_specs, stale_files
 from dsd_tools.paper import PAIRINGS
 from dsd_tools.demo_data import make_demo_data
+from dsd_tools.paths import config_files
 
 REQUIRED = ["configs/train.json", "configs/evaluate.json", "configs/inference.json", "configs/multi_gpu_train.json",
             "configs/metadata.json", "configs/logging.conf", "docs/README.md", "LICENSE", "large_files.yml"]
@@ -72,7 +73,7 @@ def test_train_evaluate_infer(name, demo_root, tmp_path):
     infer_net.load_state_dict(state, strict=True)  # backbone-only, key for key
 
     out_eval = tmp_path / "eval"
-    run(config_file=cfg("evaluate.json"), meta_file=meta, logging_file=log, output_dir=str(out_eval),
+    run(config_file=config_files(bundle, "evaluate.json"), meta_file=meta, logging_file=log, output_dir=str(out_eval),
         eval_split="validation", **common)
     with open(out_eval / "per_case_metrics.csv") as f:
         rows = list(csv.DictReader(f))

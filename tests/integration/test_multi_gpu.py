@@ -58,7 +58,7 @@ def test_ddp_train_two_processes(name, mode, hippo_data, tmp_path):
 
     if mode == "dsd" and name == "hippocampus_nnunet_dsd":
         out = tmp_path / "eval"
-        res = _torchrun(bundle, ["evaluate.json", "multi_gpu_evaluate.json"], tmp_path, output_dir=str(out),
+        res = _torchrun(bundle, ["train.json", "evaluate.json", "multi_gpu_evaluate.json"], tmp_path, output_dir=str(out),
                         eval_split="testing", **{k: v for k, v in over.items() if k not in
                                                  ("num_epochs", "val_interval", "num_samples", "dsd_mode")})
         assert res.returncode == 0, res.stderr[-6000:]
@@ -66,3 +66,6 @@ def test_ddp_train_two_processes(name, mode, hippo_data, tmp_path):
             rows = list(csv.DictReader(f))
         test_cases = parse(bundle, "evaluate.json", dataset_dir=str(hippo_data)).get_parsed_content("datalists")["testing"]
         assert sorted(r["case"] for r in rows) == sorted(Path(c["image"]).name for c in test_cases)
+        # evaluate.json's finalize survives the DDP override: rank 0 plots the training curves from logs/
+        assert (out / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+        assert json.loads((out / "evaluation.json").read_text())["num_cases"] == len(test_cases)

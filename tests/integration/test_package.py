@@ -22,6 +22,7 @@ from dsd_tools.zoo import package as package_bundle
 from dsd_tools.zoo import verify as verify_bundle
 from dsd_tools.demo_data import make_demo_data
 from dsd_tools.overrides import bundle_overrides
+from dsd_tools.paths import config_file_arg, config_files
 
 NAME = "hippocampus_nnunet_dsd"
 # import name -> distribution name, for the packages a bundle may use
@@ -137,7 +138,7 @@ def test_unzipped_bundle_trains_and_infers_without_the_repo(packaged):
 
     # evaluation with the vendored metrics, and the PNG of the training curves from logs/
     eval_dir = tmp / "eval_out"
-    ev = subprocess.run([*run, cfg("evaluate.json"), *common, "--dataset_dir", data, "--eval_split", "validation",
+    ev = subprocess.run([*run, config_file_arg(config_files(bundle, "evaluate.json")), *common, "--dataset_dir", data, "--eval_split", "validation",
                          "--num_workers", "0", "--output_dir", str(eval_dir)],
                         env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0, ev.stdout[-3000:] + ev.stderr[-3000:]

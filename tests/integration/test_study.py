@@ -64,7 +64,10 @@ def test_every_study_plans_by_overrides_only(study, bundle, expected, data, tmp_
         t = p["train_overrides"]
         assert t["network_def#filters"] == TINY["filters"] or p["setting"].startswith("small")
         assert t["patch_size"] == [32, 32, 32] and t["fold"] == p["fold"]
-        assert "num_epochs" not in p["eval_overrides"] and "dsd_mode" not in p["eval_overrides"]
+        # evaluate.json is layered on train.json: the evaluation gets the run's settings (its MLflow run is labelled
+        # with them), but keeps its own seed
+        assert p["eval_overrides"]["dsd_mode"] == t["dsd_mode"] and "seed" not in p["eval_overrides"]
+        assert p["eval_overrides"]["network_def#filters"] == t["network_def#filters"]
         assert p["eval_overrides"]["eval_split"] == "validation"
     if study == "temperature":
         assert [p["train_overrides"]["temperature"] for p in plan] == [1.0, 2.0, 3.0, 4.0]

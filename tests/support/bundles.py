@@ -10,6 +10,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 
 from dsd_tools.networks import tiny_overrides as _tiny
+from dsd_tools.paths import config_files
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLES = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "train.json").exists())
@@ -36,7 +37,8 @@ def copy_bundle(name: str, dest: Path) -> Path:
 
 
 def parse(bundle: Path, config: str, **overrides: Any) -> ConfigParser:
+    """``config`` of ``bundle`` as MONAI reads it: ``evaluate.json`` on top of ``train.json``."""
     parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / config))
+    parser.read_config(config_files(bundle, config))
     parser.update({"bundle_root": str(bundle), **overrides})
     return parser
