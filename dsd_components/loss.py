@@ -157,8 +157,11 @@ class DSDLoss(_Loss):
     def forward(self, output: DSDOutput | torch.Tensor | Sequence, target: torch.Tensor) -> torch.Tensor:
         if isinstance(output, torch.Tensor):
             if self._can_fuse(output, target):
-                return fused_dsd_loss(self._plan(0, 0), target, output, (), ())[0]
-            return self.dice_ce(output, target)
+                main = fused_dsd_loss(self._plan(0, 0), target, output, (), ())[0]
+            else:
+                main = self.dice_ce(output, target)
+            self.last_terms = {"main": main.detach()}  # the baseline logs its one term like every mode
+            return main
         if not isinstance(output, DSDOutput):
             output = DSDOutput(*output)
         main, enc, dec = output

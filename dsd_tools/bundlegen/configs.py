@@ -211,7 +211,23 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "run": ["$@train#trainer.run()"],
         "finalize": [],
     })
+    _add_tracking_details(cfg, spec)
     return cfg
+
+
+# the settings that tell runs apart, logged as MLflow params under --tracking mlflow (dsd_components.tracking)
+RUN_PARAMS = ("dsd_mode", "dsd_lambda", "dsd_alpha", "dsd_beta", "temperature", "detach_teacher", "patch_size", "fold",
+              "seed", "learning_rate", "weight_decay", "lr_step_decay", "num_epochs", "val_interval", "num_samples",
+              "amp", "dataset_dir", "datalist")
+
+
+def _add_tracking_details(cfg: dict[str, Any], spec: BundleSpec) -> None:
+    """``run_params`` and the handler that logs them and each DSD loss term into MONAI's MLflow run."""
+    cfg["imports"].append("$import dsd_components.tracking")
+    cfg["run_params"] = {"bundle": spec.name, "network": spec.network_class, "dataset": spec.dataset["name"],
+                         **{k: f"@{k}" for k in RUN_PARAMS}}
+    cfg["train"]["handlers"].append({"_target_": "dsd_components.tracking.MLflowRunDetails", "params": "@run_params",
+                                     "loss": "@loss"})
 
 
 EVALUATE_LAYERING = ("train.json", "evaluate.json")  # evaluate.json is read on top of train.json, in this order
@@ -267,6 +283,9 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
     _add_evaluation_record(cfg)
     if spec.regions:
         _add_regions(cfg, spec)
+    # the evaluation's MLflow run carries the same settings as the training run, and the split it scored
+    cfg["run_params#eval_split"] = "@eval_split"
+    cfg["handlers"].append({"_target_": "dsd_components.tracking.MLflowRunDetails", "params": "@run_params"})
     return cfg
 
 

@@ -64,9 +64,26 @@ def run_study(
     plots: bool = True,
     command: str = "",
     log: Callable[[str], None] = print,
+    tracking: str | None = None,
+    tracking_uri: str | None = None,
+    experiment_name: str | None = None,
 ) -> dict[str, Any]:
-    """Plan, run (skipping finished runs) and collect a study. Returns counts and the study folder."""
+    """Plan, run (skipping finished runs) and collect a study. Returns counts and the study folder.
+
+    ``tracking="mlflow"`` logs every run's training and evaluation to one MLflow experiment (default: the study's
+    name, in ``sqlite:///<out_dir>/mlruns.db``), each with the run's settings as params, so the runs of an ablation
+    compare side by side in MLflow's UI.
+
+    Raises:
+        ValueError: an unknown ``tracking`` kind (only ``mlflow``), or no data set.
+    """
     out = Path(out_dir).resolve()
+    if tracking not in (None, "", "mlflow"):
+        raise ValueError(f"--tracking {tracking!r}: the study runner logs to MLflow only (--tracking mlflow)")
+    track = None
+    if tracking:
+        track = {"tracking_uri": tracking_uri or f"sqlite:///{out / 'mlruns.db'}",
+                 "experiment_name": experiment_name or study}
     blist = _as_list(bundles)
     if dataset_dir in (None, "") and demo_cases:
         dataset_dir = _ensure_demo_data(blist, out, int(demo_cases), demo_size)
@@ -95,7 +112,7 @@ def run_study(
             log(f"[{study}] run {i + 1}/{len(runs)}: {r.run_id}")
             t0 = time.perf_counter()
             try:
-                info = execute_run(r, runner=runner, threads=threads)
+                info = execute_run(r, runner=runner, threads=threads, tracking=track)
                 executed += 1
                 log(f"    done in {time.perf_counter() - t0:.0f}s: mean Dice {info.get('mean_dice')} over "
                     f"{info.get('n_cases')} case(s)")
@@ -107,6 +124,9 @@ def run_study(
                     break
     res = collect_study(study, runs, out, command=command, plots=plots)
     log(f"[{study}] report: {sdir / 'report.md'}")
+    if track:
+        log(f"[{study}] MLflow: mlflow ui --backend-store-uri {track['tracking_uri']} (experiment "
+            f"{track['experiment_name']!r})")
     return {**res, "executed": executed, "failed": failed, "plan": plan}
 
 

@@ -26,6 +26,10 @@ Options:
     --collect_only              do not train: rebuild tables and plots from the finished runs
     --runner subprocess         one `python -m monai.bundle run` per train/evaluate (or: inprocess)
     --threads N                 torch/OpenMP threads per run
+    --tracking mlflow           log every run (training and evaluation) to one MLflow experiment: the run's settings
+                                as params, each DSD loss term as a metric (needs mlflow: pip install -e ".[mlflow]")
+    --tracking_uri URI          the MLflow store (default sqlite:///OUT/mlruns.db)
+    --experiment_name NAME      the MLflow experiment (default: the study's name)
 
 Finished runs (OUT/runs/.../done.json) are skipped, so the same command resumes a study; an interrupted run resumes
 from its latest.pt. Exit status 1 when any run failed.
@@ -48,6 +52,7 @@ def study(study: str, bundles: Any = None, out_dir: str = "studies", dataset_dir
          eval_split: str = "validation", net: Any = None, small_net: Any = None, overrides: Any = None,
          dry_run: bool = False, collect_only: bool = False, runner: str = "subprocess", threads: int | None = None,
          demo_cases: int | None = None, demo_size: Any = None, keep_going: bool = True, plots: bool = True,
+         tracking: str | None = None, tracking_uri: str | None = None, experiment_name: str | None = None,
          **extra: Any) -> None:
     """Run (or resume) STUDY over one or more bundles (``dsd-study list`` names the studies); see the module
     docstring for every option."""
@@ -64,7 +69,8 @@ def study(study: str, bundles: Any = None, out_dir: str = "studies", dataset_dir
     res = run_study(study, bundles, out_dir=out_dir, dataset_dir=dataset_dir, settings=settings, folds=folds,
                     seeds=seeds, eval_split=eval_split, net=net, small_net=small_net, overrides=over,
                     dry_run=dry_run, collect_only=collect_only, runner=runner, threads=threads,
-                    demo_cases=demo_cases, demo_size=demo_size, keep_going=keep_going, plots=plots, command=command)
+                    demo_cases=demo_cases, demo_size=demo_size, keep_going=keep_going, plots=plots, command=command,
+                    tracking=tracking, tracking_uri=tracking_uri, experiment_name=experiment_name)
     print(f"executed {res['executed']} run(s), {res['finished']}/{res['planned']} finished, "
           f"{len(res['failed'])} failed -> {res['study_dir']}")
     if res["failed"]:

@@ -93,8 +93,21 @@ def read_per_case(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def execute_run(spec: RunSpec, runner: str = "subprocess", threads: int | None = None) -> dict[str, Any]:
-    """Train then evaluate one run (resuming an interrupted one); write ``done.json`` last and return it."""
+def tracking_args(tracking: dict[str, Any] | None, spec: RunSpec, stage: str) -> dict[str, Any]:
+    """``monai.bundle run`` arguments that log one stage (``train`` / ``eval``) of a run to the study's MLflow
+    experiment: MONAI's ``--tracking mlflow`` with the study's store and experiment, the run named after the run id.
+    They are not config overrides of the run (its folder and hash do not depend on them)."""
+    if not tracking:
+        return {}
+    return {"tracking": "mlflow", "tracking_uri": tracking["tracking_uri"],
+            "experiment_name": tracking["experiment_name"], "run_name": f"{spec.run_id} {stage}"}
+
+
+def execute_run(spec: RunSpec, runner: str = "subprocess", threads: int | None = None,
+                tracking: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train then evaluate one run (resuming an interrupted one); write ``done.json`` last and return it.
+
+    ``tracking`` (``{"tracking_uri": ..., "experiment_name": ...}``) logs both stages to that MLflow experiment."""
     rd = spec.run_dir
     bundle_root = rd / "bundle"
     cfg = bundle_root / "configs"
@@ -104,9 +117,11 @@ def execute_run(spec: RunSpec, runner: str = "subprocess", threads: int | None =
     common = {"meta_file": str(cfg / "metadata.json"), "logging_file": str(cfg / "logging.conf"),
               "bundle_root": str(bundle_root)}
     train_args = {"config_file": str(cfg / "train.json"), **common, **spec.train_overrides,
-                  "ckpt_dir": str(bundle_root / "models"), "log_dir": str(bundle_root / "logs")}
+                  "ckpt_dir": str(bundle_root / "models"), "log_dir": str(bundle_root / "logs"),
+                  **tracking_args(tracking, spec, "train")}
     eval_args = {"config_file": config_files(bundle_root, "evaluate.json"), **common, **spec.eval_overrides,
-                 "output_dir": str(rd / "eval"), "log_dir": str(bundle_root / "logs")}
+                 "output_dir": str(rd / "eval"), "log_dir": str(bundle_root / "logs"),
+                 **tracking_args(tracking, spec, "eval")}
     (rd / "train_args.json").write_text(json.dumps(train_args, indent=2) + "\n")
     (rd / "eval_args.json").write_text(json.dumps(eval_args, indent=2) + "\n")
 

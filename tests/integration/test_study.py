@@ -124,7 +124,7 @@ def test_cli_baseline_vs_dsd_end_to_end_and_resume(data, tmp_path):
     out = tmp_path / "studies"
     cmd = [command("dsd-study"), "baseline_vs_dsd", "--bundles",
            "hippocampus_nnunet_dsd", "--dataset_dir", str(data / "hippocampus"), "--out_dir", str(out),
-           "--net", json.dumps(TINY), "--threads", "2"] + [f"--{k}={v}" for k, v in FAST.items()]
+           "--net", json.dumps(TINY), "--threads", "2", "--tracking", "mlflow"] + [f"--{k}={v}" for k, v in FAST.items()]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "executed 2 run(s), 2/2 finished" in first.stdout
@@ -151,11 +151,26 @@ def test_cli_baseline_vs_dsd_end_to_end_and_resume(data, tmp_path):
         assert json.loads((run / "train_args.json").read_text())["bundle_root"] == str(run / "bundle")
         assert (run / "bundle" / "models" / "model.pt").is_file() and (run / "eval" / "per_case_metrics.csv").is_file()
 
+    # one MLflow experiment named after the study: each run's training and evaluation, labelled with its settings
+    mlflow = pytest.importorskip("mlflow")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out / 'mlruns.db'}")
+    exp = client.get_experiment_by_name("baseline_vs_dsd")
+    logged = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    ids = sorted(p.parent.name for p in (out / "runs" / "hippocampus_nnunet_dsd").glob("*/done.json"))
+    assert sorted(logged) == sorted(f"hippocampus_nnunet_dsd/{i} {stage}" for i in ids for stage in ("train", "eval"))
+    for name, r in logged.items():
+        assert r.info.status == "FINISHED"
+        assert name.split("/")[1].startswith(r.data.params["dsd_mode"] + "-fold0-seed0-"), (name, r.data.params)
+        assert ("loss_main" in r.data.metrics) == name.endswith(" train")
+        assert ("mean_dice" in r.data.metrics) == name.endswith(" eval")
+    assert "loss_kl_dec" in logged[next(n for n in logged if "/dsd-" in n and n.endswith(" train"))].data.metrics
+
     before = _mtimes(out)
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "executed 0 run(s), 2/2 finished" in second.stdout
     assert _mtimes(out) == before and len(before) == 4
+    assert len(client.search_runs([exp.experiment_id])) == 4  # nothing re-run, nothing re-logged
 
 
 def test_cv_and_capacity_in_process_share_runs(data, tmp_path):

@@ -112,3 +112,23 @@ def test_clear_errors():
         DSDLoss("dsd")(DSDOutput(out.main, (), out.decoders), label)
     with pytest.raises(ValueError, match="temperature"):
         DSDLoss("dsd", temperature=0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_last_terms_name_each_term_for_tracking(fused):
+    """``last_terms`` (what MLflow logs per iteration) holds each enabled term; a plain tensor (the baseline) has one."""
+    out, label = _out(3)
+    dce = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True)
+    base = DSDLoss("basic", fused=fused)
+    total = base(out.main, label)
+    assert set(base.last_terms) == {"main"} and float(base.last_terms["main"]) == pytest.approx(float(total), rel=1e-5)
+    assert float(total) == pytest.approx(float(dce(out.main, label)), rel=1e-5)
+    loss = DSDLoss("dsd", lambda_ds=0.5, alpha=0.25, beta=2.0, fused=fused)
+    total = loss(out, label)
+    t = {k: float(v) for k, v in loss.last_terms.items()}
+    assert set(t) == {"main", "ds", "kl_enc", "kl_dec"}
+    assert t["ds"] == pytest.approx(float(sum(dce(d, label) for d in out.decoders)), rel=1e-5)
+    assert float(total) == pytest.approx(t["main"] + 0.5 * t["ds"] + 0.25 * t["kl_enc"] + 2.0 * t["kl_dec"], rel=1e-5)
+    sde = DSDLoss("sde", fused=fused)
+    sde(out, label)
+    assert set(sde.last_terms) == {"main", "ds", "kl_enc"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from monai.bundle import ConfigParser
 from support.bundles import BUNDLES, ROOT
+
+from dsd_tools.paths import config_files
 
 from dsd_components.plots import plot_training_curves, read_scalars
 
@@ -39,7 +42,8 @@ def test_no_events_no_plot(tmp_path):
 @pytest.mark.parametrize("name", BUNDLES)
 def test_evaluate_plots_and_train_logs_to_bundle(name):
     train = json.loads((ROOT / "bundles" / name / "configs" / "train.json").read_text())
-    evaluate = json.loads((ROOT / "bundles" / name / "configs" / "evaluate.json").read_text())
+    # evaluate.json as MONAI reads it: layered on train.json
+    evaluate = ConfigParser.load_config_files(config_files(ROOT / "bundles" / name, "evaluate.json"))
     assert train["log_dir"] == evaluate["log_dir"] == "$@bundle_root + '/logs'"
     tb = [h for h in train["train"]["handlers"] + train["validate"]["handlers"] if h["_target_"] == "TensorBoardStatsHandler"]
     assert len(tb) == 2 and all(h["log_dir"] == "@log_dir" for h in tb)
@@ -48,13 +52,9 @@ def test_evaluate_plots_and_train_logs_to_bundle(name):
     assert isinstance(train["train"]["handlers"], list) and isinstance(train["validate"]["handlers"], list)
     assert "trainer" in train["train"] and "evaluator" in train["validate"]
     assert isinstance(evaluate["handlers"], list) and "evaluator" in evaluate
-
-
-def test_mlflow_tracking_settings_match_our_ids():
-    """`python -m monai.bundle run ... --tracking mlflow` patches these ids; keep them in sync with MONAI."""
-    from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
-
-    ids = DEFAULT_MLFLOW_SETTINGS["handlers_id"]
-    assert ids["trainer"] == {"id": "train#trainer", "handlers": "train#handlers"}
-    assert ids["validator"] == {"id": "validate#evaluator", "handlers": "validate#handlers"}
-    assert ids["evaluator"] == {"id": "evaluator", "handlers": "handlers"}
+    assert evaluate["run"] == ["$@evaluator.run()"]  # evaluation runs its own evaluator, not training's validator
+    # our MLflow details (settings as params, loss terms as metrics) ride on both engines MONAI tracks
+    details = "dsd_components.tracking.MLflowRunDetails"
+    assert [h for h in train["train"]["handlers"] if h["_target_"] == details] == [
+        {"_target_": details, "params": "@run_params", "loss": "@loss"}]
+    assert [h["_target_"] for h in evaluate["handlers"]].count(details) == 1
