@@ -148,7 +148,7 @@ DATASETS: Mapping[str, DatasetFacts] = _frozen({d.key: d for d in (
         crop=CropFacts(128, 2, 1, 1, source="paper 2.1 (ii); R data/MSD_loadBraTS.py"),
         augmentation=AugmentationFacts(0.5, 0.1, 1.0, source="paper 2.1 (iii)-(v); R data/MSD_loadBraTS.py"),
         intensity=(), val_interval=5, real_size=(240, 240, 155),
-        # the standard BraTS regions in MSD label values (SPEC.md): whole tumour, tumour core, enhancing tumour
+        # the standard BraTS regions in MSD label values: whole tumour, tumour core, enhancing tumour
         regions=_frozen({"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}),
         data_source="http://medicaldecathlon.com/",
         data_license="Medical Segmentation Decathlon Task01_BrainTumour: CC-BY-SA 4.0 (Antonelli et al., Nature "

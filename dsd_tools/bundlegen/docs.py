@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dsd_components.modes import MODES
-
-from .configs import _load_transforms, _random_transforms
 from .spec import BundleSpec
 
 __all__ = ["bundle_readme", "LICENSE", "LARGE_FILES", "LOGGING_CONF"]
@@ -47,111 +44,16 @@ See the License for the specific language governing permissions and
 limitations under the License.
 """
 
-LARGE_FILES = """large_files:
-  - path: "models/model.pt"
-    url: ""
-    hash_val: ""
-    hash_type: "sha256"
-  - path: "models/model.ts"
-    url: ""
-    hash_val: ""
-    hash_type: "sha256"
+# A source bundle ships no weights. An empty list is what the model zoo's download step (ci/utils.py
+# download_large_files: every entry goes through monai.apps.utils.download_url) accepts; `url: ""` entries fail it.
+LARGE_FILES = """# Source bundle: the repository ships no weights, so there is nothing to download.
+# `dsd-package NAME --url_base URL` writes the release's models/model.pt and models/model.ts here, each with its
+# url (where the weights are hosted), hash_val (sha256) and hash_type.
+large_files: []
 """
-
-_LAYOUT_TEXT = {
-    "mmwhs": "the MMWHS CT training folder (`ct_train_1001_image.nii.gz`, `ct_train_1001_label.nii.gz`, ...; also "
-             "found under its `ct_train/` subfolder)",
-    "msd": "the Medical Segmentation Decathlon task folder (`Task0x_Name/` with `dataset.json`, `imagesTr/`, "
-           "`labelsTr/`, `imagesTs/`)",
-    "nnunetv2": "the nnU-Net v2 raw dataset folder (`DatasetXXX_Name/` with `dataset.json`, `imagesTr/CASE_0000"
-                ".nii.gz` one file per channel, `labelsTr/CASE.nii.gz`)",
-}
-
-
-def _transform_line(t: dict) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in t.items() if k not in ("_target_", "keys"))
-    return f"{t['_target_']}({args})"
-
 
 def bundle_readme(spec: BundleSpec) -> str:
-    cls = spec.network_class
-    args = ", ".join(f"{k}={v}" for k, v in spec.network_def.items() if k != "_target_")
-    pre = "; ".join(_transform_line(t) for t in _load_transforms(spec, ["image", "label"], train=False))
-    aug = "; ".join(t["_target_"] for t in _random_transforms(spec))
-    classes = ", ".join(f"{i} {c}" for i, c in enumerate(spec.class_names))
-    schedule = "StepLR(step = epochs // 6, gamma 0.5)" if spec.step_decay else "constant learning rate"
-    layout = spec.dataset["layout"]
-    patch = "x".join(map(str, spec.patch))
-    regions = ""
-    if spec.regions:
-        names = ", ".join(f"{k} = {'|'.join(map(str, v))}" for k, v in spec.regions.items())
-        regions = (f"\nBesides the per-label scores, the regions {names} are scored too, in "
-                   "`regions_per_case_metrics.csv` and `regions_summary.csv`.")
-    modes = "\n".join(f"  - `{m.name}`: {m.summary} ({m.paper})" for m in MODES.values())
-    if spec.paper is not None:
-        results = (f"## Expected results (paper)\n{spec.paper.result_text}. These need the full dataset and "
-                   "schedule; the demo data only shows that the pipeline works.\n")
-    else:
-        results = "## Results\nNo weights are shipped yet: train and evaluate, then package (`dsd-package`).\n"
-    split = spec.dataset["split"]
-    split_text = {"blocks": f"{split['num_folds']} folds of consecutive sorted cases (fold k validates the k-th block)",
-                  "holdout": "sorted cases; the last ones are held out for testing, the rest shuffled with "
-                             f"random.Random({split['seed']}) and the last of them validate",
-                  "kfold": f"nnU-Net's {split['num_folds']}-fold split (or the dataset's own splits_final.json)"}
-    return f"""# {spec.name}
+    """``docs/README.md`` in the model zoo's template shape (:mod:`dsd_tools.bundlegen.readme`)."""
+    from .readme import bundle_readme as _readme
 
-{spec.title} segmentation with MONAI `{cls}` trained by **Dual Self-Distillation (DSD)**
-(Banerjee et al., IEEE TBME 2025). DSD heads exist only during training; `models/model.pt` is the stock
-`{cls}` state dict, so inference needs no custom code and loads in MONAI Label.
-
-## Model
-- Backbone: `monai.networks.nets.{cls}({args})`
-- Classes ({len(spec.class_names)}): {classes}
-- Input: {spec.in_channels} channel(s), {spec.modality} ({', '.join(spec.channel_names)}); patch {patch}
-
-## Data
-- Split: {split_text[split['kind']]}.
-- `--dataset_dir` points at {_LAYOUT_TEXT[layout]}. `--datalist my.json` (MONAI decathlon format) replaces the
-  derived split.
-- The data are checked before training and evaluation (`dsd-check-data --bundle {spec.name} DATASET_DIR`);
-  every problem is listed with the file and the fix. Set `--check_data false` to skip.
-
-## Preprocessing and training
-- Preprocessing: {pre}.
-- Augmentation: {aug} ({spec.num_samples} patches per volume).
-- Loss: `DSDLoss(mode=dsd, lambda={spec.lambda_ds:g}, alpha={spec.alpha:g}, beta={spec.beta:g}, T={spec.temperature:g})`.
-  `--dsd_mode` chooses the ablation:
-{modes}
-- AdamW, lr {spec.learning_rate:g}, weight decay {spec.weight_decay:g}, {schedule}, {spec.epochs} epochs, batch size 1,
-  AMP on CUDA.
-- Validation every {spec.val_interval} epochs: sliding window {patch}, overlap 0.25, mean foreground Dice.
-- Checkpoints: `models/latest.pt` after every epoch, written atomically; running the same command again after a
-  crash or kill resumes from it (model, optimizer, scheduler, epoch, best score; random state is reseeded per
-  epoch, so with `--num_workers 0` the interrupted epoch is replayed exactly; with worker processes it draws other
-  random patches). `--resume false` starts over; a finished run is not
-  resumed but moved to `models/previous_run/`. `models/model.pt` = best backbone.
-
-## Commands (from the repository root, the bundle folder, or a copy of it)
-
-```bash
-python -m monai.bundle run --config_file bundles/{spec.name}/configs/train.json --dataset_dir /data/{spec.dataset['name']}
-python -m monai.bundle run --config_file "['bundles/{spec.name}/configs/train.json','bundles/{spec.name}/configs/evaluate.json']" --dataset_dir /data/{spec.dataset['name']}
-python -m monai.bundle run --config_file bundles/{spec.name}/configs/inference.json --dataset_dir /data/new_cases
-torchrun --nproc_per_node 2 -m monai.bundle run \\
-    --config_file "['bundles/{spec.name}/configs/train.json','bundles/{spec.name}/configs/multi_gpu_train.json']" --dataset_dir /data/{spec.dataset['name']}
-```
-
-Without `--dataset_dir` the configs read `data/` (training, evaluation) and `inputs/` (inference) inside the bundle
-folder. Common overrides: `--fold`, `--num_epochs`, `--val_interval`, `--learning_rate`, `--patch_size`,
-`--num_workers`, `--device`, `--amp`, `--output_dir`, `--dsd_mode`, `--dsd_lambda`, `--dsd_alpha`, `--dsd_beta`,
-`--temperature`.
-
-## Evaluation
-`evaluate.json` loads `models/model.pt` into the stock backbone, runs the test split (`--eval_split validation`
-for validation) and writes `per_case_metrics.csv` (Dice and HD95 in mm per case and class, foreground only) and
-`summary.csv` (mean ± std) to `--output_dir` (default `eval/`).{regions}
-
-{results}
-## License
-Code: Apache-2.0. Data: {spec.data_license or 'see the dataset provider.'}
-"""
+    return _readme(spec)

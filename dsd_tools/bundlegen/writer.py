@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import configs, docs
 from .metadata import metadata
+from .readme import data_license
 from .spec import BundleSpec
 
 __all__ = ["bundle_files", "write_bundle", "stale_files"]
@@ -30,6 +31,7 @@ def bundle_files(spec: BundleSpec) -> dict[str, str]:
         "configs/metadata.json": _dump(metadata(spec)),
         "configs/logging.conf": docs.LOGGING_CONF,
         "docs/README.md": docs.bundle_readme(spec),
+        "docs/data_license.txt": data_license(spec),
         "LICENSE": docs.LICENSE,
         "large_files.yml": docs.LARGE_FILES,
     }
