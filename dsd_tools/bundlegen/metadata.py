@@ -49,7 +49,8 @@ def metadata(spec: BundleSpec) -> dict[str, Any]:
         "image_classes": f"{spec.in_channels} channel(s) {spec.modality} ({', '.join(spec.channel_names)})",
         "label_classes": ", ".join(f"{i}: {c}" for i, c in enumerate(classes)),
         "pred_classes": ", ".join(f"{i}: {c}" for i, c in enumerate(classes)),
-        "eval_metrics": {"mean_dice": None},
+        # a source bundle ships no weights, so no scores; dsd-package fills them from the weights' own evaluation
+        "eval_metrics": {},
         "intended_use": "Research only, not for clinical use.",
         "references": list(REFERENCES),
         "network_data_format": {

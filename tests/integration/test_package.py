@@ -4,9 +4,11 @@ and a user gets it by name from the local zoo index with MONAI's own `monai.bund
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.bundle import run
 from support.bundles import ROOT, tiny_overrides
 
 from dsd_tools.zoo import package as package_bundle
@@ -29,6 +32,11 @@ NAME = "hippocampus_nnunet_dsd"
 DIST_NAMES = {"torch": "torch", "monai": "monai", "numpy": "numpy", "ignite": "pytorch-ignite", "nibabel": "nibabel",
               "scipy": "scipy", "matplotlib": "matplotlib", "tensorboard": "tensorboard", "tqdm": "tqdm",
               "einops": "einops", "yaml": "pyyaml"}
+
+
+# imports reached only under `--tracking mlflow`: MONAI's MLFlowHandler, which that option attaches, needs mlflow
+# itself, and without it tracking.py never imports it (MLflow is optional: README, not required_packages_version)
+ONLY_WITH_TRACKING = {("tracking.py", "mlflow")}
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -49,45 +57,93 @@ def _overrides_cli(over: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory):
-    """Package NAME with freshly initialised tiny weights into a private dist/ with its index."""
+    """Package NAME with freshly initialised tiny weights, evaluated by its own evaluate.json on demo data, into a
+    private dist/ with its index (weights hosted at the default file:// url_base)."""
     tmp = tmp_path_factory.mktemp("pkg")
     over = tiny_overrides(NAME)
     bundle = tmp / "src" / NAME
-    import shutil
-
     shutil.copytree(ROOT / "bundles" / NAME, bundle, ignore=shutil.ignore_patterns("models", "eval", "logs"))
     weights = verify_bundle.make_fresh_weights(bundle, bundle_overrides(over))
+    data = make_demo_data("hippocampus", str(tmp / "data"), num_cases=6, size=(24, 24, 24), seed=0)
+    run(config_file=config_files(bundle, "evaluate.json"), meta_file=str(bundle / "configs" / "metadata.json"),
+        logging_file=False, bundle_root=str(bundle), dataset_dir=data, num_workers=0, **over)
+    assert (bundle / "eval" / "evaluation.json").is_file()
     zip_path = Path(package_bundle.package(NAME, weights=str(weights), dist=str(tmp / "dist"), net_override=over,
                                            bundles_dir=str(tmp / "src")))
     return tmp, zip_path, over
 
 
-def test_zip_layout_hashes_and_index(packaged):
+def _summary_means(path: Path) -> dict[tuple[str, str], float]:
+    with open(path) as f:
+        return {(r["metric"], r["class"]): float(r["mean"]) for r in csv.DictReader(f)}
+
+
+def test_release_carries_its_weights_scores_and_urls(packaged):
+    """metadata.json's eval_metrics and the README's table are the weights' own evaluation (split named); the zoo
+    folder carries no weights, and its large_files.yml points at the hosted copies with their sha256."""
     tmp, zip_path, _ = packaged
-    version = json.loads((ROOT / "bundles" / NAME / "configs" / "metadata.json").read_text())["version"]
-    assert zip_path.name == f"{NAME}_v{version}.zip"
     with zipfile.ZipFile(zip_path) as z:
-        names = z.namelist()
-        assert {n.split("/")[0] for n in names} == {NAME}
-        for rel in ("models/model.pt", "models/model.ts", "configs/metadata.json", "configs/inference.json",
-                    "scripts/__init__.py", "scripts/dsd_components/__init__.py", "scripts/dsd_components/loss.py",
-                    "LICENSE", "large_files.yml", "docs/README.md"):
-            assert f"{NAME}/{rel}" in names, rel
-        z.extractall(tmp / "unzipped")
-    bundle = tmp / "unzipped" / NAME
-    for cfg in (bundle / "configs").glob("*.json"):
-        text = cfg.read_text()
-        assert "$import dsd_components" not in text and '"dsd_components.' not in text, cfg.name
-    # the acceptance checks pass on the package itself, hashes filled and matching
-    verify_bundle.check_large_files(bundle, require_hash=True)
-    info = json.loads((tmp / "dist" / "model_info.json").read_text())
-    entry = info[f"{NAME}_v{version}"]
-    assert entry["checksum"] == package_bundle.sha256(zip_path) and entry["source"] == zip_path.resolve().as_uri()
-    # deterministic: packaging again gives the same bytes
-    first = zip_path.read_bytes()
-    package_bundle._zip(bundle, tmp / "again.zip")
-    assert zipfile.ZipFile(tmp / "again.zip").namelist() == names
-    assert len(first) > 0
+        meta = json.loads(z.read(f"{NAME}/configs/metadata.json"))
+        readme = z.read(f"{NAME}/docs/README.md").decode()
+        large = z.read(f"{NAME}/large_files.yml").decode()
+    means = _summary_means(tmp / "src" / NAME / "eval" / "summary.csv")
+    assert meta["eval_metrics"] == {"testing_mean_dice": round(means[("mean_dice", "mean")], 4),
+                                    "testing_mean_hd95": round(means[("mean_hd95", "mean")], 4)}
+    perf = readme[readme.index("## **Performance**"):readme.index("## **Additional Usage Steps**")]
+    n = json.loads((tmp / "src" / NAME / "eval" / "evaluation.json").read_text())["num_cases"]
+    assert n >= 1 and f"on the **testing** split (fold 0, {n} cases)" in perf
+    assert f"| anterior | {means[('mean_dice', 'anterior')]:.4f} ± " in perf and "| **mean** |" in perf
+    assert "For reference: paper result, Table 3" in perf and "No weights are shipped" not in perf
+    version = meta["version"]
+    hosted = tmp / "dist" / "large_files" / f"{NAME}_v{version}" / "models"
+    for rel in ("model.pt", "model.ts"):
+        url = (hosted / rel).resolve().as_uri()
+        assert f'url: "{url}"' in large and f'hash_val: "{package_bundle.sha256(hosted / rel)}"' in large
+    # ckpt_export embedded the metadata as MONAI read it: the whole package list survived
+    from monai.data import load_net_with_metadata
+
+    _, embedded, _ = load_net_with_metadata(str(hosted / "model.ts"))
+    assert embedded["required_packages_version"] == meta["required_packages_version"]
+    assert embedded["eval_metrics"] == meta["eval_metrics"]
+    assert set(embedded["required_packages_version"]) >= {"nibabel", "pytorch-ignite", "tensorboard"}
+    zoo = tmp / "dist" / "zoo" / NAME
+    assert not (zoo / "models").exists() and (zoo / "large_files.yml").read_text() == large
+    assert (zoo / "scripts" / "dsd_components" / "tracking.py").is_file()
+
+
+def test_zoo_submission_passes_the_zoo_steps_with_file_urls(packaged, tmp_path, capsys):
+    """The zoo folder verified the zoo's way: large files fetched from their file:// urls and hash-checked, required
+    weights, metadata through MONAI's verify_metadata, net in/out, TorchScript."""
+    tmp, _, over = packaged
+    done = verify_bundle.verify_one(tmp / "dist" / "zoo" / NAME, net_override=over, require_hash=True,
+                                    require_weights=True, workdir=str(tmp_path))
+    assert done[1] == "large files (models/model.pt, models/model.ts)" and "fresh weights" not in done
+    assert done[-2:] == ["verify_net_in_out", "ckpt_export"]
+    # a released version is in the index: the zoo's version check refuses to re-release it
+    with pytest.raises(verify_bundle.BundleError, match="already used"):
+        verify_bundle.verify_one(tmp / "dist" / "zoo" / NAME, net_override=over, mode="min",
+                                 index=str(tmp / "dist" / "model_info.json"), workdir=str(tmp_path))
+
+
+def test_unevaluated_weights_stop_packaging_unless_forced(packaged, tmp_path):
+    tmp, _, over = packaged
+    src = tmp / "src"
+    other = tmp_path / "other.pt"
+    torch.save({k: v + 1 for k, v in torch.load(src / NAME / "models" / "model.pt", weights_only=True).items()}, other)
+    with pytest.raises(package_bundle.UnevaluatedWeightsError, match="scores other weights") as info:
+        package_bundle.package(NAME, weights=str(other), dist=str(tmp_path / "dist"), net_override=over,
+                               bundles_dir=str(src))
+    assert "--force true" in str(info.value) and "evaluate.json" in str(info.value)
+    with pytest.raises(package_bundle.UnevaluatedWeightsError, match="was never evaluated"):
+        package_bundle.package(NAME, weights=str(other), eval_dir=str(tmp_path / "none"), dist=str(tmp_path / "dist"),
+                               net_override=over, bundles_dir=str(src))
+    assert not (tmp_path / "dist").exists()  # nothing written
+    zip_path = package_bundle.package(NAME, weights=str(other), force=True, dist=str(tmp_path / "dist"),
+                                      net_override=over, bundles_dir=str(src), url_base="https://example.org/dsd")
+    with zipfile.ZipFile(zip_path) as z:
+        assert json.loads(z.read(f"{NAME}/configs/metadata.json"))["eval_metrics"] == {}
+        assert "packaged without an evaluation" in z.read(f"{NAME}/docs/README.md").decode()
+        assert f'url: "https://example.org/dsd/{NAME}_v0.1.0/models/model.pt"' in z.read(f"{NAME}/large_files.yml").decode()
 
 
 def test_vendored_code_needs_only_metadata_packages():
@@ -107,6 +163,8 @@ def test_vendored_code_needs_only_metadata_packages():
             for m in mods:
                 top = m.split(".")[0]
                 if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                if (py.name, top) in ONLY_WITH_TRACKING:
                     continue
                 assert DIST_NAMES.get(top) in allowed, f"{py.name} imports {top}, not in metadata.json"
 
