@@ -34,7 +34,7 @@ from .errors import DatalistError
 
 __all__ = [
     "DatasetSpec", "SplitSpec", "DatalistError", "LAYOUTS", "SPLIT_KINDS", "build_datalist", "load_datalist_json",
-    "list_images", "write_datalist", "holdout_sizes", "nnunet_kfold", "detect_layout", "case_id",
+    "list_images", "write_datalist", "holdout_sizes", "nnunet_kfold", "detect_layout", "case_id", "list_cases",
 ]
 
 LAYOUTS = ("mmwhs", "msd", "nnunetv2")
@@ -285,6 +285,18 @@ def _entries(spec: DatasetSpec, root: Path) -> list[dict[str, Any]]:
     if spec.layout == "msd":
         return _msd_entries(root)
     return _nnunet_entries(root, spec)
+
+
+def list_cases(dataset: DatasetSpec | Mapping[str, Any], dataset_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every labelled case of a dataset folder (``{"image", "label"}``, sorted), before any split.
+
+    Raises:
+        DatalistError: not a folder of this layout.
+    """
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise DatalistError(f"dataset_dir {root} is not a folder")
+    return _entries(DatasetSpec.from_config(dataset), root)
 
 
 # --------------------------------------------------------------------------------------------------- splits

@@ -73,6 +73,29 @@ def _transform_line(t: dict) -> str:
     return f"{t['_target_']}({args})"
 
 
+def _plan_section(spec: BundleSpec) -> str:
+    """The planner's decisions (``plan.json``), each with its reason."""
+    assert spec.plan is not None
+    p, fp = spec.plan["plan"], spec.plan["fingerprint"]
+    rows = [("target spacing (mm)", p["target_spacing"]), ("patch size", spec.plan["patch_size_used"]),
+            ("patches per step", p["batch_size"]), ("DynUNet strides", p["strides"]),
+            ("DynUNet kernels", p["kernel_sizes"]), ("DynUNet filters", p["filters"]),
+            ("memory estimate (GiB)", round(p["vram_estimate_gb"], 2)), ("GPU budget (GiB)", spec.plan["gpu_memory_gb"])]
+    table = "\n".join(f"| {k} | `{v}` |" for k, v in rows)
+    why = "\n".join(f"- **{k}**: {v}" for k, v in spec.plan["why"].items())
+    return f"""## Plan (`dsd-new-bundle`, nnU-Net's rules; all of it in `plan.json`)
+Fingerprint ({spec.plan['dataset']['cases']} cases, {fp['source']}): median spacing
+`{[round(x, 3) for x in fp['median_spacing']]}`, median shape `{fp['median_shape']}`.
+
+| planned | value |
+|---|---|
+{table}
+
+{why}
+
+"""
+
+
 def bundle_readme(spec: BundleSpec) -> str:
     cls = spec.network_class
     args = ", ".join(f"{k}={v}" for k, v in spec.network_def.items() if k != "_target_")
@@ -88,6 +111,7 @@ def bundle_readme(spec: BundleSpec) -> str:
         regions = (f"\nBesides the per-label scores, the regions {names} are scored too, in "
                    "`regions_per_case_metrics.csv` and `regions_summary.csv`.")
     modes = "\n".join(f"  - `{m.name}`: {m.summary} ({m.paper})" for m in MODES.values())
+    plan = _plan_section(spec) if spec.plan else ""
     if spec.paper is not None:
         results = (f"## Expected results (paper)\n{spec.paper.result_text}. These need the full dataset and "
                    "schedule; the demo data only shows that the pipeline works.\n")
@@ -146,12 +170,22 @@ folder. Common overrides: `--fold`, `--num_epochs`, `--val_interval`, `--learnin
 `--num_workers`, `--device`, `--amp`, `--output_dir`, `--dsd_mode`, `--dsd_lambda`, `--dsd_alpha`, `--dsd_beta`,
 `--temperature`.
 
+## Inference: what it takes
+`--dataset_dir` may be a single image (`.nii.gz`, `.nii`, `.nrrd`, `.mha`), a folder of images, a folder of nnU-Net
+channel files (`CASE_0000.nii.gz`, `CASE_0001.nii.gz`, ...: one case each, written as `CASE.nii.gz`), a DICOM series
+folder or a folder of series folders, an MSD or nnU-Net dataset folder, or a datalist `.json`. DICOM needs `pydicom`
+or `itk-io`, NRRD/MHA `itk-io` (`pip install pydicom itk-io`). Each case is checked first (readable, {spec.in_channels}
+channel(s), finite values, plausible size); a bad case is skipped with one line naming the file and the fix, the
+others are written to `predictions/` (or `--output_dir`) in the input's geometry, and the run ends with
+`wrote N prediction(s) to DIR` and exit code 1 when any case failed (2 when nothing matched). `--check_cases false`
+skips the checks.
+
 ## Evaluation
 `evaluate.json` loads `models/model.pt` into the stock backbone, runs the test split (`--eval_split validation`
 for validation) and writes `per_case_metrics.csv` (Dice and HD95 in mm per case and class, foreground only) and
 `summary.csv` (mean ± std) to `--output_dir` (default `eval/`).{regions}
 
-{results}
+{plan}{results}
 ## License
 Code: Apache-2.0. Data: {spec.data_license or 'see the dataset provider.'}
 """
