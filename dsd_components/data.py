@@ -353,6 +353,8 @@ def nnunet_kfold(case_ids: Sequence[str], num_folds: int = 5, seed: int = NNUNET
     """
     keys = np.sort(np.asarray(list(case_ids), dtype=object))
     n = len(keys)
+    if len(set(keys.tolist())) != n:
+        raise DatalistError("case identifiers must be unique for a k-fold split")
     if n < num_folds:
         raise DatalistError(f"{n} case(s) cannot be split into {num_folds} folds: add cases or lower the folds")
     order = np.arange(n)
