@@ -34,7 +34,7 @@ from .errors import DatalistError
 
 __all__ = [
     "DatasetSpec", "SplitSpec", "DatalistError", "LAYOUTS", "SPLIT_KINDS", "build_datalist", "load_datalist_json",
-    "list_images", "write_datalist", "holdout_sizes", "nnunet_kfold", "detect_layout", "case_id",
+    "list_images", "write_datalist", "holdout_sizes", "nnunet_kfold", "detect_layout", "case_id", "list_cases",
 ]
 
 LAYOUTS = ("mmwhs", "msd", "nnunetv2")
@@ -287,6 +287,18 @@ def _entries(spec: DatasetSpec, root: Path) -> list[dict[str, Any]]:
     return _nnunet_entries(root, spec)
 
 
+def list_cases(dataset: DatasetSpec | Mapping[str, Any], dataset_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every labelled case of a dataset folder (``{"image", "label"}``, sorted), before any split.
+
+    Raises:
+        DatalistError: not a folder of this layout.
+    """
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise DatalistError(f"dataset_dir {root} is not a folder")
+    return _entries(DatasetSpec.from_config(dataset), root)
+
+
 # --------------------------------------------------------------------------------------------------- splits
 def holdout_sizes(split: SplitSpec, n: int) -> tuple[int, int, int]:
     """(train, validation, test) sizes for ``n`` cases: the reference sizes at full size, scaled below it.
@@ -341,6 +353,8 @@ def nnunet_kfold(case_ids: Sequence[str], num_folds: int = 5, seed: int = NNUNET
     """
     keys = np.sort(np.asarray(list(case_ids), dtype=object))
     n = len(keys)
+    if len(set(keys.tolist())) != n:
+        raise DatalistError("case identifiers must be unique for a k-fold split")
     if n < num_folds:
         raise DatalistError(f"{n} case(s) cannot be split into {num_folds} folds: add cases or lower the folds")
     order = np.arange(n)

@@ -1,11 +1,12 @@
 """Make small synthetic data sets in exactly the real on-disk formats, so every bundle runs end to end
 (datalist, integrity check, training, evaluation, inference) without downloading anything.
 
-    dsd-make-demo-data {mmwhs,brats,hippocampus} OUT_DIR [--num_cases N] [--size S] [--seed 0]
+    dsd-make-demo-data {mmwhs,brats,hippocampus,nnunet} OUT_DIR [--num_cases N] [--size S] [--seed 0]
 
 MMWHS: ct_train_1001_image.nii.gz / ct_train_1001_label.nii.gz ... with raw label values 205..850,
 HU intensities, anisotropic spacing and an LPS-like affine. BraTS / Hippocampus: MSD task layout
-(imagesTr, labelsTr, imagesTs, dataset.json); BraTS images are 4D with the 4 channels last.
+(imagesTr, labelsTr, imagesTs, dataset.json); BraTS images are 4D with the 4 channels last. nnunet: an nnU-Net v2
+raw dataset (imagesTr/CASE_0000.nii.gz one file per channel, T2 and ADC, 0.6 x 0.6 x 3.0 mm, three labels).
 Each class is an ellipsoid whose position and size jitter per case, with its own intensity plus noise,
 so a small network learns it in a few epochs. Output is deterministic for a given seed.
 `--size` is an int (cube) or "X,Y,Z".
@@ -24,8 +25,9 @@ from .cli import run_cli
 from .paper import DATASETS
 
 RAW_MMWHS = DATASETS["mmwhs"].raw_label_values
-DEFAULTS = {"mmwhs": (10, (48, 48, 32)), "brats": (12, (40, 40, 40)), "hippocampus": (12, (32, 40, 32))}
-_SEED_TAG = {"mmwhs": 1, "brats": 2, "hippocampus": 3}
+DEFAULTS = {"mmwhs": (10, (48, 48, 32)), "brats": (12, (40, 40, 40)), "hippocampus": (12, (32, 40, 32)),
+            "nnunet": (10, (40, 40, 16))}
+_SEED_TAG = {"mmwhs": 1, "brats": 2, "hippocampus": 3, "nnunet": 4}
 
 
 def _shape(size: int | str | Sequence[int] | None, default: tuple[int, ...]) -> tuple[int, int, int]:
@@ -171,9 +173,51 @@ def _make_msd(dataset: str, out: Path, num_cases: int, shape, seed: int) -> None
     (out / "dataset.json").write_text(json.dumps(meta, indent=4) + "\n")
 
 
+# ------------------------------------------------------------------------------------------ nnU-Net v2 raw
+NNUNET_CHANNELS = ("T2", "ADC")
+NNUNET_LABELS = {"background": 0, "peripheral_zone": 1, "transition_zone": 2}
+
+
+def _nnunet_case(rng: np.random.Generator, shape) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Two MR-like channels (T2, ADC) of a prostate-like organ with two zones, anisotropic 0.6 x 0.6 x 3.0 mm."""
+    lab = np.zeros(shape, np.uint8)
+    c, r = _jittered(rng, shape, (0.5, 0.5, 0.5), (0.28, 0.24, 0.32))
+    lab[_ellipsoid(shape, c, r)] = 1
+    lab[_ellipsoid(shape, c, r * 0.55)] = 2
+    body = _ellipsoid(shape, np.asarray(shape) / 2, np.asarray(shape) * 0.48)
+    t2 = np.where(body, 300.0, 0.0) + np.where(lab == 1, 250.0, 0) + np.where(lab == 2, 120.0, 0)
+    adc = np.where(body, 900.0, 0.0) - np.where(lab == 1, 300.0, 0) + np.where(lab == 2, 200.0, 0)
+    chans = [np.clip(x * rng.uniform(0.9, 1.1) + rng.normal(0, 15, shape) * body, 0, None).astype(np.float32)
+             for x in (t2, adc)]
+    affine = np.diag([0.6 * rng.uniform(0.95, 1.05), 0.6 * rng.uniform(0.95, 1.05), 3.0, 1.0])
+    affine[:3, 3] = rng.uniform(-30, 30, 3)
+    return chans, lab, affine
+
+
+def _make_nnunet(out: Path, num_cases: int, shape, seed: int) -> None:
+    """nnU-Net v2 raw layout: imagesTr/CASE_0000.nii.gz one file per channel, labelsTr/CASE.nii.gz, dataset.json
+    with channel_names, labels (name -> value), numTraining and file_ending; a few unlabelled cases in imagesTs."""
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    num_test = max(1, num_cases // 4)
+    for i in range(num_cases + num_test):
+        chans, lab, affine = _nnunet_case(np.random.default_rng([seed, _SEED_TAG["nnunet"], i]), shape)
+        case = f"prostate_{i + 1:03d}"
+        folder = out / ("imagesTr" if i < num_cases else "imagesTs")
+        for c, img in enumerate(chans):
+            _save(img, affine, folder / f"{case}_{c:04d}.nii.gz")
+        if i < num_cases:
+            _save(lab, affine, out / "labelsTr" / f"{case}.nii.gz")
+    meta = {"channel_names": dict(enumerate(NNUNET_CHANNELS)), "labels": NNUNET_LABELS, "numTraining": num_cases,
+            "file_ending": ".nii.gz", "name": "Dataset901_DemoProstate",
+            "description": "synthetic demo data in nnU-Net v2 raw format (dsd-make-demo-data nnunet)"}
+    (out / "dataset.json").write_text(json.dumps(meta, indent=4) + "\n")
+
+
 def make_demo_data(dataset: str, out_dir: str, num_cases: int | None = None,
                    size: int | str | Sequence[int] | None = None, seed: int = 0) -> str:
-    """Write a synthetic `dataset` ("mmwhs", "brats", "hippocampus") into out_dir; returns out_dir."""
+    """Write a synthetic `dataset` ("mmwhs", "brats", "hippocampus", or "nnunet" for an nnU-Net v2 raw dataset
+    with two channels, anisotropic spacing and three labels) into out_dir; returns out_dir."""
     dataset = str(dataset).lower()
     if dataset not in DEFAULTS:
         raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DEFAULTS)}")
@@ -186,6 +230,8 @@ def make_demo_data(dataset: str, out_dir: str, num_cases: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     if dataset == "mmwhs":
         _make_mmwhs(out, num_cases, shape, int(seed))
+    elif dataset == "nnunet":
+        _make_nnunet(out, num_cases, shape, int(seed))
     else:
         _make_msd(dataset, out, num_cases, shape, int(seed))
     return str(out)
@@ -196,7 +242,7 @@ def make_demo_data_cli(dataset: str, out_dir: str, num_cases: int | None = None,
     """Write a synthetic dataset in the real on-disk format and print its folder.
 
     Args:
-        dataset: mmwhs, brats or hippocampus.
+        dataset: mmwhs, brats, hippocampus, or nnunet (an nnU-Net v2 raw dataset: 2 channels, 3 labels).
         out_dir: the folder to write (created).
         num_cases: labelled cases (MSD tasks also get a quarter as many unlabelled test images).
         size: volume size, one int or X,Y,Z.

@@ -24,16 +24,22 @@ STDLIB_BUNDLE_ROOT = (
     "for p in [a.split('=', 1)[1] if '=' in a else (sys.argv[i + 1] if i + 1 < len(sys.argv) else '')] if p), "
     "os.getcwd())"
 )
-RUNTIME_BUNDLE_ROOT = "$dsd_components.entry.bundle_root()"
-INSTALL_ERROR_HANDLER = "$dsd_components.entry.install_error_handler()"
+# a component (called when first needed), so configs that import nothing of the project (inference.json, which
+# MONAI Label parses) can use it too
+RUNTIME_BUNDLE_ROOT = {"_target_": "dsd_components.entry.bundle_root"}
+INSTALL_ERROR_HANDLER = "$@error_handler"
+ERROR_HANDLER = {"_target_": "dsd_components.entry.install_error_handler"}
 
 
-def _load_transforms(spec: BundleSpec, keys: list[str], train: bool) -> list[dict[str, Any]]:
+def _load_transforms(spec: BundleSpec, keys: list[str], train: bool, reader: Any = None) -> list[dict[str, Any]]:
     """Deterministic preprocessing shared by training, evaluation and inference (image only for inference)."""
     k = keys if len(keys) > 1 else keys[0]
     ds = spec.dataset
+    load: dict[str, Any] = {"_target_": "LoadImaged", "keys": k, "image_only": False}
+    if reader is not None:
+        load["reader"] = reader
     t: list[dict[str, Any]] = [
-        {"_target_": "LoadImaged", "keys": k, "image_only": False},
+        load,
         {"_target_": "EnsureChannelFirstd", "keys": k},
     ]
     raw = ds.get("raw_label_values")
@@ -96,7 +102,8 @@ def _header(spec: BundleSpec, project_code: bool) -> dict[str, Any]:
     return {
         "imports": ["$import os", "$import sys", "$import glob", "$import torch", "$import monai"]
         + (["$import dsd_components", "$import dsd_components.entry"] if project_code else []),
-        "bundle_root": RUNTIME_BUNDLE_ROOT if project_code else STDLIB_BUNDLE_ROOT,
+        "bundle_root": dict(RUNTIME_BUNDLE_ROOT),
+        "error_handler": dict(ERROR_HANDLER),
         "dataset_dir": spec.dataset_dir or "$@bundle_root + '/data'",
         "output_dir": "$@bundle_root + '/eval'",
         "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
@@ -329,12 +336,27 @@ def _add_regions(cfg: dict[str, Any], spec: BundleSpec) -> None:
 
 
 def inference_config(spec: BundleSpec) -> dict[str, Any]:
-    """Stock backbone, image-only preprocessing, sliding window, outputs in the input's space. No project code."""
+    """Stock backbone, image-only preprocessing, sliding window, outputs in the input's space.
+
+    ``network_def``, ``preprocessing``, ``inferer`` and ``postprocessing`` (all MONAI Label builds) are pure MONAI
+    and the config has no project import lines, so MONAI Label and the model zoo's checks parse it with no project
+    code. Case selection, screening and the run's summary (:mod:`dsd_components.inference`) are components built
+    only by ``monai.bundle run``.
+    """
     cfg = _header(spec, project_code=False)
     cfg.update({
         "dataset_dir": "$@bundle_root + '/inputs'",
-        "datalist": "$[{'image': f} for f in sorted(glob.glob(os.path.join(@dataset_dir, '*.nii*'))) "
-                    "if '_label.' not in os.path.basename(f)]",
+        "output_dir": "$@bundle_root + '/predictions'",
+        "in_channels": "@network_def#in_channels",
+        "image_reader": None,
+        "check_cases": True,
+        # (cases to segment, one line per skipped case): a file, a folder, nnU-Net channel files, DICOM series,
+        # a dataset folder or a datalist .json
+        "selection": {"_target_": "dsd_components.inference.select_cases", "dataset_dir": "@dataset_dir",
+                      "in_channels": "@in_channels", "reader": "@image_reader", "check": "@check_cases"},
+        "datalist": "$@selection[0]",
+        "report": {"_target_": "dsd_components.inference.InferenceReport", "output_dir": "@output_dir",
+                   "cases": "@datalist", "problems": "$@selection[1]", "postfix": "seg"},
         "network": "$@network_def.to(@device)",
         # MONAI Label adds a string `image_path` key; monai >= 1.6's Spacingd updates every `image_*` key and fails
         # on it. Park it under a name Spacingd ignores and put it back at the end (MONAI Label's writer takes the
@@ -342,7 +364,7 @@ def inference_config(spec: BundleSpec) -> dict[str, Any]:
         "preprocessing": {"_target_": "Compose", "transforms": [
             {"_target_": "CopyItemsd", "keys": "image_path", "names": "source_path", "allow_missing_keys": True},
             {"_target_": "DeleteItemsd", "keys": "image_path"},
-        ] + _load_transforms(spec, ["image"], train=False)},
+        ] + _load_transforms(spec, ["image"], train=False, reader="@image_reader")},
         "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False,
                        "num_workers": 2},
@@ -354,19 +376,23 @@ def inference_config(spec: BundleSpec) -> dict[str, Any]:
              "meta_key_postfix": "meta_dict", "nearest_interp": False, "to_tensor": True},
             {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
             {"_target_": "CopyItemsd", "keys": "source_path", "names": "image_path", "allow_missing_keys": True},
+            # the report renames each file after its case (CASE_seg.nii.gz; nnU-Net channel files CASE.nii.gz)
             {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir", "output_postfix": "seg",
-             "output_dtype": "$numpy.uint8", "resample": False, "separate_folder": False, "print_log": False},
+             "output_dtype": "$numpy.uint8", "resample": False, "separate_folder": False, "print_log": False,
+             "savepath_in_metadict": True},
         ]},
         "handlers": [
             {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
              "load_dict": {"model": "@network"}, "map_location": "@device"},
+            "@report",
             {"_target_": "StatsHandler", "iteration_log": False},
         ],
         "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
                       "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
                       "val_handlers": "@handlers", "amp": "$torch.cuda.is_available()"},
-        "initialize": ["$monai.utils.set_determinism(seed=0)"],
+        "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=0)"],
         "run": ["$@evaluator.run()"],
+        "finalize": ["$@report.finish()"],
     })
     cfg["imports"].append("$import numpy")
     return cfg

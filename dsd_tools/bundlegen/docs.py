@@ -52,8 +52,32 @@ LARGE_FILES = """# Source bundle: the repository ships no weights, so there is n
 large_files: []
 """
 
+
 def bundle_readme(spec: BundleSpec) -> str:
     """``docs/README.md`` in the model zoo's template shape (:mod:`dsd_tools.bundlegen.readme`)."""
     from .readme import bundle_readme as _readme
 
     return _readme(spec)
+
+
+def _plan_section(spec: BundleSpec) -> str:
+    """The planner's decisions (``plan.json``), each with its reason."""
+    assert spec.plan is not None
+    p, fp = spec.plan["plan"], spec.plan["fingerprint"]
+    rows = [("target spacing (mm)", p["target_spacing"]), ("patch size", spec.plan["patch_size_used"]),
+            ("patches per step", p["batch_size"]), ("DynUNet strides", p["strides"]),
+            ("DynUNet kernels", p["kernel_sizes"]), ("DynUNet filters", p["filters"]),
+            ("memory estimate (GiB)", round(p["vram_estimate_gb"], 2)), ("GPU budget (GiB)", spec.plan["gpu_memory_gb"])]
+    table = "\n".join(f"| {k} | `{v}` |" for k, v in rows)
+    why = "\n".join(f"- **{k}**: {v}" for k, v in spec.plan["why"].items())
+    return f"""## Plan (`dsd-new-bundle`, nnU-Net's rules; all of it in `plan.json`)
+Fingerprint ({spec.plan['dataset']['cases']} cases, {fp['source']}): median spacing
+`{[round(x, 3) for x in fp['median_spacing']]}`, median shape `{fp['median_shape']}`.
+
+| planned | value |
+|---|---|
+{table}
+
+{why}
+
+"""

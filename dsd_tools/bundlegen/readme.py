@@ -167,6 +167,16 @@ folder. Common overrides: `--fold`, `--num_epochs`, `--val_interval`, `--learnin
 `--num_workers`, `--device`, `--amp`, `--output_dir`, `--dsd_mode`, `--dsd_lambda`, `--dsd_alpha`, `--dsd_beta`,
 `--temperature`.
 
+#### **Inference inputs**
+`--dataset_dir` of `inference.json` may be a single image (`.nii.gz`, `.nii`, `.nrrd`, `.mha`), a folder of images, a
+folder of nnU-Net channel files (`CASE_0000.nii.gz`, `CASE_0001.nii.gz`, ...: one case each, written as
+`CASE.nii.gz`), a DICOM series folder or a folder of series folders, an MSD or nnU-Net dataset folder, or a datalist
+`.json`. DICOM needs `pydicom` or `itk-io`, NRRD/MHA `itk-io` (`pip install pydicom itk-io`). Each case is checked first
+(readable, {spec.in_channels} channel(s), finite values, plausible size); a bad case is skipped with one line naming the
+file and the fix, the others are written to `predictions/` (or `--output_dir`) in the input's geometry, and the run
+ends with `wrote N prediction(s) to DIR` and exit code 1 when any case failed (2 when nothing matched).
+`--check_cases false` skips the checks.
+
 #### **Evaluation output**
 `--output_dir` (default `eval/`) receives `per_case_metrics.csv` (Dice and HD95 in mm per case and foreground class),
 `summary.csv` (mean, std, median and n per class and overall; an absent structure scores NaN and is left out of the
@@ -238,6 +248,11 @@ def bundle_readme(spec: BundleSpec) -> str:
     layout = _DATASET_LAYOUTS.get(spec.dataset["name"])
     layout_block = (f"```text\n{layout}\n```" if layout else _LAYOUT_TEXT[spec.dataset["layout"]] + ".")
     bib, refs = _citations(spec)
+    plan = ""
+    if spec.plan:  # a bundle planned for the user's own data (dsd-new-bundle): its decisions and reasons
+        from .docs import _plan_section
+
+        plan = _plan_section(spec)
     swin = ""
     if cls == "SwinUNETR":
         swin = ("\n- TorchScript: MONAI's SwinUNETR cannot be scripted (`torch.jit.script` fails on "
@@ -264,7 +279,7 @@ inference (`configs/inference.json`) needs no custom code, costs what the backbo
 - Backbone: `monai.networks.nets.{cls}({args})`
 - Input: {spec.in_channels} channel(s) of {spec.modality} ({', '.join(spec.channel_names)}); training patches of {patch}
   voxels; whole volumes at inference (sliding window).
-- Output: {len(spec.class_names)} channels, softmax then argmax: {classes}; written in the input image's space.
+- Output: {len(spec.class_names)} channels, softmax then argmax: {classes}; written in the input image's geometry.
 
 ## **Data**
 Source: {spec.data_source or 'see the dataset provider'}. Terms: `docs/data_license.txt`.
@@ -302,7 +317,7 @@ Training only, {spec.num_samples} patches per volume:
 ## **System Configuration**
 {_system(spec)}
 
-{performance_section(_performance_paper(spec)).rstrip()}
+{plan}{performance_section(_performance_paper(spec)).rstrip()}
 
 ## **Additional Usage Steps**
 {_usage(spec)}
@@ -321,7 +336,8 @@ Training only, {spec.num_samples} patches per volume:
 {refs}
 
 ## **License**
-Code: Apache-2.0 (`LICENSE`). Data: {spec.data_license or 'see the dataset provider.'} See `docs/data_license.txt`.
+Code: Apache-2.0 (`LICENSE`). Data: {(spec.data_license or 'see the dataset provider').rstrip('.')}. See
+`docs/data_license.txt`.
 """
 
 

@@ -124,7 +124,7 @@ def vendor_config(cfg: dict[str, Any], submodules: list[str], has_imports: bool 
     # the loader imports only the modules this config names (others may need tools a bundle user lacks)
     used = sorted((set(re.findall(rf"{PKG}\.(\w+)", json.dumps(cfg))) | set(extra_modules or ())) & set(submodules))
     out = walk(cfg)
-    if out.get("bundle_root") == RUNTIME_BUNDLE_ROOT:
+    if out.get("bundle_root") in (RUNTIME_BUNDLE_ROOT, {"_target_": f"{VENDORED}.entry.bundle_root"}):
         out["bundle_root"] = STDLIB_BUNDLE_ROOT
     if "imports" in out:
         out["imports"] = [i for i in out["imports"] if not _IMPORT_LINE.match(i)]

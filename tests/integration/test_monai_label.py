@@ -37,7 +37,10 @@ def test_checklist(name):
     assert meta["description"] and meta["version"] and "monai-label" in meta.get("supported_apps", {})
 
     inf = _cfg(name, "inference.json")
-    assert "dsd_components" not in json.dumps(inf) and "scripts." not in json.dumps(inf)
+    # what MONAI Label parses and builds is pure MONAI: no project import lines, no project code in these parts
+    assert not any("dsd_components" in i for i in inf["imports"])
+    for part in ("network_def", "preprocessing", "inferer", "postprocessing"):
+        assert "dsd_components" not in json.dumps(inf[part]) and "scripts." not in json.dumps(inf[part]), part
     assert inf["network_def"]["_target_"].startswith("monai.networks.nets.") and "device" not in inf["network_def"]
     assert "device" in inf and "bundle_root" in inf
     pre = inf["preprocessing"]
@@ -54,7 +57,7 @@ def test_checklist(name):
     assert post[3]["names"] == "image_path"
     assert post[0]["softmax"] and post[1]["keys"] == "pred" and post[1]["orig_keys"] == "image"
     assert post[1]["transform"] == "@preprocessing" and post[2]["argmax"] is True
-    loader = [h for h in inf["handlers"] if h["_target_"] == "CheckpointLoader"][0]
+    loader = [h for h in inf["handlers"] if isinstance(h, dict) and h["_target_"] == "CheckpointLoader"][0]
     assert loader["load_path"] == "$@bundle_root + '/models/model.pt'"
 
     train = _cfg(name, "train.json")
