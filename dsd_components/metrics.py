@@ -23,11 +23,21 @@ class HausdorffDistanceMM(HausdorffDistanceMetric):
     """``HausdorffDistanceMetric`` in millimetres: the voxel spacing is read from the prediction's metadata.
 
     MONAI's metric works in voxels unless ``spacing`` is passed to each call, which the Ignite metric handler does not
-    do; the paper reports HD95 in mm on resampled volumes, so the spacing must travel with the tensor.
+    do; the paper reports HD95 in mm on resampled volumes, so the spacing must travel with the tensor. ``unit="voxel"``
+    gives the reference code's number (MONAI's metric without spacing), to compare with its tables.
+
+    Raises:
+        ValueError: ``unit`` is neither ``mm`` nor ``voxel``.
     """
 
+    def __init__(self, *args: Any, unit: str = "mm", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if unit not in ("mm", "voxel"):
+            raise ValueError(f"unit {unit!r}: use 'mm' or 'voxel'")
+        self.unit = unit
+
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
-        if "spacing" not in kwargs and isinstance(y_pred, MetaTensor):
+        if self.unit == "mm" and "spacing" not in kwargs and isinstance(y_pred, MetaTensor):
             kwargs["spacing"] = [float(s) for s in y_pred.pixdim[: y_pred.ndim - 2]]
         with warnings.catch_warnings():
             # MONAI 1.6's own get_edge_surface_distance passes get_mask_edges' deprecated always_return_as_numpy

@@ -32,7 +32,8 @@ ERROR_HANDLER = {"_target_": "dsd_components.entry.install_error_handler"}
 
 
 def _load_transforms(spec: BundleSpec, keys: list[str], train: bool, reader: Any = None) -> list[dict[str, Any]]:
-    """Deterministic preprocessing shared by training, evaluation and inference (image only for inference)."""
+    """Deterministic preprocessing: training (padded to the patch, foreground indices cached when the recipe says
+    so), validation and evaluation (no padding: the sliding window pads), inference (image only)."""
     k = keys if len(keys) > 1 else keys[0]
     ds = spec.dataset
     load: dict[str, Any] = {"_target_": "LoadImaged", "keys": k, "image_only": False}
@@ -50,23 +51,27 @@ def _load_transforms(spec: BundleSpec, keys: list[str], train: bool, reader: Any
         t.append({"_target_": "MapLabelValued", "keys": "label", "orig_labels": [0, *raw, *stray],
                   "target_labels": list(range(len(raw) + 1)) + [0] * len(stray)})
     # labels given explicitly: the RAS axis labels MONAI uses today (its default will change; monai >= 1.6 warns)
-    t.append({"_target_": "Orientationd", "keys": k, "axcodes": "RAS", "labels": [["L", "R"], ["P", "A"], ["I", "S"]]})
-    if ds.get("target_spacing"):
-        t.append({"_target_": "Spacingd", "keys": k, "pixdim": list(ds["target_spacing"]),
-                  "mode": ["bilinear", "nearest"][: len(keys)]})
+    orient = {"_target_": "Orientationd", "keys": k, "axcodes": "RAS", "labels": [["L", "R"], ["P", "A"], ["I", "S"]]}
+    spacing = [{"_target_": "Spacingd", "keys": k, "pixdim": list(ds["target_spacing"]),
+                "mode": ["bilinear", "nearest"][: len(keys)]}] if ds.get("target_spacing") else []
+    t += spacing + [orient] if spec.spacing_before_orientation else [orient] + spacing
     t += [dict(x) for x in spec.intensity]
     if train:
-        t.append({"_target_": "SpatialPadd", "keys": k, "spatial_size": "@patch_size"})
+        t.append({"_target_": "SpatialPadd", "keys": k, "spatial_size": "@patch_size", "mode": "@pad_mode"})
+        if spec.cache_fg_bg_indices:  # computed once per case and cached, instead of a label scan per draw
+            t.append({"_target_": "FgBgToIndicesd", "keys": "label", "image_key": "image", "image_threshold": 0})
     t.append({"_target_": "EnsureTyped", "keys": k, "dtype": ["$torch.float32", "$torch.uint8"][: len(keys)]})
     return t
 
 
 def _random_transforms(spec: BundleSpec) -> list[dict[str, Any]]:
-    t: list[dict[str, Any]] = [
-        {"_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"], "label_key": "label",
-         "spatial_size": "@patch_size", "pos": spec.pos, "neg": spec.neg, "num_samples": "@num_samples",
-         "image_key": "image", "image_threshold": 0, "allow_smaller": False},
-    ]
+    crop: dict[str, Any] = {
+        "_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"], "label_key": "label",
+        "spatial_size": "@patch_size", "pos": spec.pos, "neg": spec.neg, "num_samples": "@num_samples",
+        "image_key": "image", "image_threshold": 0, "allow_smaller": False}
+    if spec.cache_fg_bg_indices:
+        crop.update(fg_indices_key="label_fg_indices", bg_indices_key="label_bg_indices")
+    t: list[dict[str, Any]] = [crop]
     t += [{"_target_": "RandFlipd", "keys": ["image", "label"], "prob": spec.flip_prob, "spatial_axis": a}
           for a in range(3)]
     t += [
@@ -101,7 +106,8 @@ def _network_def(spec: BundleSpec) -> dict[str, Any]:
 def _header(spec: BundleSpec, project_code: bool) -> dict[str, Any]:
     return {
         "imports": ["$import os", "$import sys", "$import glob", "$import torch", "$import monai"]
-        + (["$import dsd_components", "$import dsd_components.entry"] if project_code else []),
+        + (["$import dsd_components", "$import dsd_components.entry", "$import dsd_components.knobs"]
+           if project_code else []),
         "bundle_root": dict(RUNTIME_BUNDLE_ROOT),
         "error_handler": dict(ERROR_HANDLER),
         "dataset_dir": spec.dataset_dir or "$@bundle_root + '/data'",
@@ -111,6 +117,17 @@ def _header(spec: BundleSpec, project_code: bool) -> dict[str, Any]:
         "num_classes": len(spec.class_names),
         "network_def": _network_def(spec),
     }
+
+
+def _flag(name: str) -> str:
+    """A boolean knob as its consumer reads it: ``--amp false`` arrives as the text 'false', which Python calls true;
+    :func:`dsd_components.knobs.as_bool` reads what people type and names the knob on anything else."""
+    return f"dsd_components.knobs.as_bool(@{name}, '{name}')"
+
+
+def _flag_component(name: str) -> dict[str, Any]:
+    """:func:`_flag` for configs without project import lines (inference.json): built when first used."""
+    return {"_target_": "dsd_components.knobs.as_bool", "value": f"@{name}", "name": name}
 
 
 def _datalists() -> str:
@@ -125,13 +142,14 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "dataset": dict(spec.dataset),
         "datalist": None,
         "fold": 0,
-        "seed": 0,
+        "seed": spec.seed,
         "num_epochs": spec.epochs,
         "val_interval": spec.val_interval,
         "learning_rate": spec.learning_rate,
         "weight_decay": spec.weight_decay,
         "lr_step_decay": spec.step_decay,
         "num_samples": spec.num_samples,
+        "pad_mode": spec.pad_mode,
         "num_workers": 4,
         "cache_rate": 1.0,
         "amp": "$torch.cuda.is_available()",
@@ -147,15 +165,17 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "ckpt_dir": "$@bundle_root + '/models'",
         "log_dir": "$@bundle_root + '/logs'",
         "datalists": _datalists(),
-        "dsd_network": {"_target_": "dsd_components.DSDNetwork", "backbone": "@network_def", "mode": "@dsd_mode"},
+        "dsd_network": {"_target_": "dsd_components.DSDNetwork", "backbone": "@network_def", "mode": "@dsd_mode",
+                        "head_init": spec.head_init},
         "network": "$@dsd_network.to(@device)",
         "loss": {"_target_": "dsd_components.DSDLoss", "mode": "@dsd_mode", "lambda_ds": "@dsd_lambda",
                  "alpha": "@dsd_alpha", "beta": "@dsd_beta", "temperature": "@temperature",
-                 "detach_teacher": "@detach_teacher"},
+                 "detach_teacher": f"${_flag('detach_teacher')}"},
         "optimizer": {"_target_": "torch.optim.AdamW", "params": "$@network.parameters()", "lr": "@learning_rate",
                       "weight_decay": "@weight_decay"},
         "lr_scheduler": {"_target_": "torch.optim.lr_scheduler.StepLR", "optimizer": "@optimizer",
-                         "step_size": "$max(1, @num_epochs // 6) if @lr_step_decay else 10**9", "gamma": 0.5},
+                         "step_size": f"$max(1, @num_epochs // 6) if {_flag('lr_step_decay')} else 10**9",
+                         "gamma": 0.5},
         "train": {
             "deterministic_transforms": _load_transforms(spec, ["image", "label"], train=True),
             "random_transforms": _random_transforms(spec),
@@ -174,7 +194,7 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                  "interval": "@val_interval"},
                 {"_target_": "dsd_components.handlers.DSDCheckpointer", "save_dir": "@ckpt_dir",
                  "network": "@network", "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler",
-                 "validator": "@validate#evaluator", "key_metric": "val_mean_dice", "resume": "@resume",
+                 "validator": "@validate#evaluator", "key_metric": "val_mean_dice", "resume": f"${_flag('resume')}",
                  "seed": "@seed", "transform": "@train#preprocessing"},
                 {"_target_": "StatsHandler", "tag_name": "train_loss",
                  "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
@@ -184,11 +204,12 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
             ],
             "trainer": {"_target_": "SupervisedTrainer", "max_epochs": "@num_epochs", "device": "@device",
                         "train_data_loader": "@train#dataloader", "network": "@network", "loss_function": "@loss",
-                        "optimizer": "@optimizer", "inferer": "@train#inferer", "amp": "@amp",
+                        "optimizer": "@optimizer", "inferer": "@train#inferer", "amp": f"${_flag('amp')}",
                         "train_handlers": "@train#handlers"},
         },
         "validate": {
-            "preprocessing": {"_target_": "Compose", "transforms": "$@train#deterministic_transforms"},
+            "preprocessing": {"_target_": "Compose",
+                              "transforms": _load_transforms(spec, ["image", "label"], train=False)},
             "dataset": {"_target_": "CacheDataset", "data": "$@datalists['validation']",
                         "transform": "@validate#preprocessing", "cache_rate": "@cache_rate",
                         "num_workers": "@num_workers", "copy_cache": False},
@@ -207,13 +228,13 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                           "val_data_loader": "@validate#dataloader", "network": "@network",
                           "inferer": "@validate#inferer", "postprocessing": "@validate#postprocessing",
                           "key_val_metric": "@validate#key_metric", "val_handlers": "@validate#handlers",
-                          "amp": "@amp"},
+                          "amp": f"${_flag('amp')}"},
         },
         # the lists the datasets really use: MONAI Label replaces train#dataset#data and validate#dataset#data
         "check_lists": {"training": "@train#dataset#data", "validation": "@validate#dataset#data"},
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist=@check_lists, "
-                         "patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if @check_data else 0, "
-                         "network=@network_def)",
+                         f"patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if {_flag('check_data')} else 0, "
+                         "network=@network_def, pad_mode=@pad_mode)",
         "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
         "finalize": [],
@@ -230,7 +251,7 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
         "dataset": dict(spec.dataset),
         "datalist": None,
         "fold": 0,
-        "seed": 0,
+        "seed": spec.seed,
         "eval_split": "testing",
         "num_workers": 4,
         "amp": "$torch.cuda.is_available()",
@@ -252,7 +273,7 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
              "load_dict": {"model": "@network"}, "map_location": "@device"},
             {"_target_": "StatsHandler", "iteration_log": False},
             {"_target_": "dsd_components.metrics.PerClassCSV", "save_dir": "@output_dir",
-             "class_names": "@class_names", "metric_names": ["mean_dice", "mean_hd95"]},
+             "class_names": "@class_names", "metric_names": ["mean_dice", "mean_hd95", "mean_hd95_vox"]},
         ],
         "key_metric": {"mean_dice": {"_target_": "MeanDice", "include_background": False, "reduction": "mean",
                                      "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
@@ -261,14 +282,21 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
                                                            "include_background": False, "percentile": 95,
                                                            "reduction": "mean"},
                                              "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
-                                             "save_details": True}},
+                                             "save_details": True},
+                               # the reference code's unit (MONAI's metric without spacing), to compare with R
+                               "mean_hd95_vox": {"_target_": "IgniteMetricHandler",
+                                                 "metric_fn": {"_target_": "dsd_components.metrics.HausdorffDistanceMM",
+                                                               "include_background": False, "percentile": 95,
+                                                               "reduction": "mean", "unit": "voxel"},
+                                                 "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
+                                                 "save_details": True}},
         "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
                       "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
                       "key_val_metric": "@key_metric", "additional_metrics": "@additional_metrics",
-                      "val_handlers": "@handlers", "amp": "@amp"},
+                      "val_handlers": "@handlers", "amp": f"${_flag('amp')}"},
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, "
                          "datalist={@eval_split: @dataset_obj#data}, splits=(@eval_split,), "
-                         "max_cases=None if @check_data else 0, model_path=@bundle_root + '/models/model.pt')",
+                         f"max_cases=None if {_flag('check_data')} else 0, model_path=@bundle_root + '/models/model.pt')",
         "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
         # PNG of train_loss and val_mean_dice read from the training run's TensorBoard events in log_dir
@@ -320,6 +348,7 @@ def inference_config(spec: BundleSpec) -> dict[str, Any]:
         "in_channels": "@network_def#in_channels",
         "image_reader": None,
         "check_cases": True,
+        "amp": "$torch.cuda.is_available()",
         # (cases to segment, one line per skipped case): a file, a folder, nnU-Net channel files, DICOM series,
         # a dataset folder or a datalist .json
         "selection": {"_target_": "dsd_components.inference.select_cases", "dataset_dir": "@dataset_dir",
@@ -359,7 +388,7 @@ def inference_config(spec: BundleSpec) -> dict[str, Any]:
         ],
         "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
                       "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
-                      "val_handlers": "@handlers", "amp": "$torch.cuda.is_available()"},
+                      "val_handlers": "@handlers", "amp": _flag_component("amp")},
         "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=0)"],
         "run": ["$@evaluator.run()"],
         "finalize": ["$@report.finish()"],

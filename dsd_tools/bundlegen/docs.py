@@ -73,6 +73,22 @@ def _transform_line(t: dict) -> str:
     return f"{t['_target_']}({args})"
 
 
+def _differences_section(spec: BundleSpec) -> str:
+    """The bundle's deliberate differences from the paper and its reference code, from the paper table."""
+    rows = "\n".join(f"| {d.setting} | {d.paper} | {d.bundle} | {d.why} | {f'`{d.restore}`' if d.restore else '-'} |"
+                      for d in spec.deviations)
+    return f"""
+## Differences from the paper
+The defaults follow the paper and its reference code (crop centring, padding, split, label mapping, transform order,
+head initialisation, seed); evaluation reports HD95 in mm (the paper's unit) and in voxels (`mean_hd95_vox`, the
+reference code's unit). These differences are deliberate:
+
+| setting | paper / reference code | this bundle | why | paper's setting |
+|---|---|---|---|---|
+{rows}
+"""
+
+
 def _plan_section(spec: BundleSpec) -> str:
     """The planner's decisions (``plan.json``), each with its reason."""
     assert spec.plan is not None
@@ -112,6 +128,7 @@ def bundle_readme(spec: BundleSpec) -> str:
                    "`regions_per_case_metrics.csv` and `regions_summary.csv`.")
     modes = "\n".join(f"  - `{m.name}`: {m.summary} ({m.paper})" for m in MODES.values())
     plan = _plan_section(spec) if spec.plan else ""
+    differences = _differences_section(spec) if spec.deviations else ""
     if spec.paper is not None:
         results = (f"## Expected results (paper)\n{spec.paper.result_text}. These need the full dataset and "
                    "schedule; the demo data only shows that the pipeline works.\n")
@@ -185,7 +202,7 @@ skips the checks.
 for validation) and writes `per_case_metrics.csv` (Dice and HD95 in mm per case and class, foreground only) and
 `summary.csv` (mean ± std) to `--output_dir` (default `eval/`).{regions}
 
-{plan}{results}
+{plan}{results}{differences}
 ## License
 Code: Apache-2.0. Data: {spec.data_license or 'see the dataset provider.'}
 """

@@ -186,6 +186,12 @@ def _patch_too_small(task):
     return {"patch_size": [16, 16, 16]}, ["--patch_size [16, 16, 16]", "DynUNet cannot train on it"]
 
 
+def _too_small_to_reflect_pad(task):
+    _save(np.ones((8, 20, 20), np.float32), _img(task, 2))
+    _save(np.zeros((8, 20, 20), np.uint8), _lab(task, 2))
+    return {"pad_mode": "reflect"}, [_img(task, 2), "too small to reflect-pad", "--pad_mode constant"]
+
+
 def _dataset_dir_missing(task):
     return {"dataset_dir": str(task / "nowhere")}, [task / "nowhere", "is not a folder", "--dataset_dir"]
 
@@ -201,7 +207,7 @@ BROKEN = [_truncated_image, _label_not_nifti, _missing_label, _wrong_channels, _
           _label_shape_mismatch, _label_affine_mismatch, _label_spacing_mismatch, _nan_voxels,
           _blank_image_empty_label, _malformed_dataset_json, _dataset_json_without_labels, _malformed_datalist,
           _datalist_with_missing_files, _wrong_fold, _fold_not_a_number, _unknown_dsd_mode, _patch_too_small,
-          _dataset_dir_missing,
+          _too_small_to_reflect_pad, _dataset_dir_missing,
           _everything_at_once]
 
 
@@ -315,7 +321,8 @@ def test_training_transforms_pad_tiny_and_sample_empty(name, tmp_path):
     affine = np.diag([-0.8, -0.8, 1.6, 1.0]) if ds == "mmwhs" else np.eye(4)
     _save(img, tmp_path / "img.nii.gz", affine)
     _save(np.zeros(shape, np.int16 if ds == "mmwhs" else np.uint8), tmp_path / "lab.nii.gz", affine)
-    parser = parse(ROOT / "bundles" / name, "train.json", patch_size=[32] * 3, num_samples=2)
+    # the tiny case cannot be reflect-padded (MMWHS's paper padding): the constant pad is what this case needs
+    parser = parse(ROOT / "bundles" / name, "train.json", patch_size=[32] * 3, num_samples=2, pad_mode="constant")
     out = parser.get_parsed_content("train#preprocessing")(
         {"image": str(tmp_path / "img.nii.gz"), "label": str(tmp_path / "lab.nii.gz")})
     assert len(out) == 2

@@ -18,6 +18,7 @@ from support.bundles import BUNDLES, ROOT, bundle_dataset, copy_bundle, parse, t
 from monai.bundle import run
 
 from dsd_tools.bundlegen import paper_bundle_specs, stale_files
+from dsd_tools.bundlegen.reproducing import reproducing_md
 from dsd_tools.paper import PAIRINGS
 from dsd_tools.demo_data import make_demo_data
 
@@ -36,6 +37,7 @@ def demo_root(tmp_path_factory) -> Path:
 def test_nine_bundles_generated_and_up_to_date():
     assert sorted(PAIRINGS) == BUNDLES and len(BUNDLES) == 9
     assert stale_files(paper_bundle_specs(), ROOT / "bundles") == [], "run: dsd-generate"
+    assert (ROOT / "docs" / "REPRODUCING.md").read_text() == reproducing_md(), "run: dsd-generate"
     for name in BUNDLES:
         for rel in REQUIRED:
             assert (ROOT / "bundles" / name / rel).is_file(), f"{name}/{rel}"
