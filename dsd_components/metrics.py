@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import warnings
@@ -17,6 +18,8 @@ from monai.metrics import HausdorffDistanceMetric
 from monai.utils import string_list_all_gather
 
 __all__ = ["HausdorffDistanceMM", "PerClassCSV", "summarize"]
+
+logger = logging.getLogger(__name__)
 
 
 class HausdorffDistanceMM(HausdorffDistanceMetric):
@@ -124,3 +127,5 @@ class PerClassCSV:
                 per_case = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in v[:n]])
                 s = summarize(per_case)
                 w.writerow([m, "mean", f"{s['mean']:.4f}", f"{s['std']:.4f}", f"{s['median']:.4f}", s["n"]])
+        logger.info(f"wrote {self.save_dir / f'{self.prefix}per_case_metrics.csv'} and "
+                    f"{self.save_dir / f'{self.prefix}summary.csv'} ({n} case(s))")

@@ -64,6 +64,12 @@ def _load_transforms(spec: BundleSpec, keys: list[str], train: bool, reader: Any
     return t
 
 
+def _training_reader(spec: BundleSpec) -> str | None:
+    """NIfTI datasets (every paper dataset, most nnU-Net ones) name MONAI's NibabelReader, so MONAI does not build
+    (and, with pydicom installed, warn about) every reader it knows; other file endings keep MONAI's choice."""
+    return "NibabelReader" if str(spec.dataset.get("file_ending", ".nii.gz")).endswith((".nii", ".nii.gz")) else None
+
+
 def _random_transforms(spec: BundleSpec) -> list[dict[str, Any]]:
     crop: dict[str, Any] = {
         "_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"], "label_key": "label",
@@ -150,7 +156,8 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "lr_step_decay": spec.step_decay,
         "num_samples": spec.num_samples,
         "pad_mode": spec.pad_mode,
-        "num_workers": 4,
+        # as many loader workers as the machine has cores, at most 4 (more only make PyTorch warn)
+        "num_workers": "$min(4, os.cpu_count() or 1)",
         "cache_rate": 1.0,
         "amp": "$torch.cuda.is_available()",
         "sw_batch_size": 4,
@@ -177,7 +184,8 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                          "step_size": f"$max(1, @num_epochs // 6) if {_flag('lr_step_decay')} else 10**9",
                          "gamma": 0.5},
         "train": {
-            "deterministic_transforms": _load_transforms(spec, ["image", "label"], train=True),
+            "deterministic_transforms": _load_transforms(spec, ["image", "label"], train=True,
+                                                         reader=_training_reader(spec)),
             "random_transforms": _random_transforms(spec),
             "preprocessing": {"_target_": "Compose",
                               "transforms": "$@train#deterministic_transforms + @train#random_transforms"},
@@ -189,6 +197,10 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                            "num_workers": "@num_workers", "persistent_workers": "$@num_workers > 0"},
             "inferer": {"_target_": "SimpleInferer"},
             "handlers": [
+                {"_target_": "dsd_components.console.TrainingAnnouncer", "num_samples": "@num_samples",
+                 "patch_size": "@patch_size", "device": "@device", "amp": f"${_flag('amp')}",
+                 "dsd_mode": "@dsd_mode", "ckpt_dir": "@ckpt_dir", "log_dir": "@log_dir",
+                 "validator": "@validate#evaluator"},
                 {"_target_": "LrScheduleHandler", "lr_scheduler": "@lr_scheduler", "print_lr": True},
                 {"_target_": "ValidationHandler", "validator": "@validate#evaluator", "epoch_level": True,
                  "interval": "@val_interval"},
@@ -200,7 +212,6 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                  "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
                 {"_target_": "TensorBoardStatsHandler", "log_dir": "@log_dir", "tag_name": "train_loss",
                  "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
-                {"_target_": "ignite.handlers.ProgressBar", "persist": False},
             ],
             "trainer": {"_target_": "SupervisedTrainer", "max_epochs": "@num_epochs", "device": "@device",
                         "train_data_loader": "@train#dataloader", "network": "@network", "loss_function": "@loss",
@@ -209,7 +220,8 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         },
         "validate": {
             "preprocessing": {"_target_": "Compose",
-                              "transforms": _load_transforms(spec, ["image", "label"], train=False)},
+                              "transforms": _load_transforms(spec, ["image", "label"], train=False,
+                                                             reader=_training_reader(spec))},
             "dataset": {"_target_": "CacheDataset", "data": "$@datalists['validation']",
                         "transform": "@validate#preprocessing", "cache_rate": "@cache_rate",
                         "num_workers": "@num_workers", "copy_cache": False},
@@ -253,7 +265,8 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
         "fold": 0,
         "seed": spec.seed,
         "eval_split": "testing",
-        "num_workers": 4,
+        # as many loader workers as the machine has cores, at most 4 (more only make PyTorch warn)
+        "num_workers": "$min(4, os.cpu_count() or 1)",
         "amp": "$torch.cuda.is_available()",
         "sw_batch_size": 4,
         "check_data": True,
@@ -262,7 +275,8 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
         "network": "$@network_def.to(@device)",
         "class_names": spec.class_names[1:],
         "preprocessing": {"_target_": "Compose",
-                          "transforms": _load_transforms(spec, ["image", "label"], train=False)},
+                          "transforms": _load_transforms(spec, ["image", "label"], train=False,
+                                                         reader=_training_reader(spec))},
         "dataset_obj": {"_target_": "Dataset", "data": "$@datalists[@eval_split]", "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset_obj", "batch_size": 1, "shuffle": False,
                        "num_workers": "@num_workers"},
@@ -422,7 +436,7 @@ def _distributed_sampler(dataset_ref: str) -> dict[str, Any]:
 # Handlers that only log: created on rank 0 only (a disabled list item is dropped by MONAI's config parser), so other
 # ranks write no TensorBoard files and print no duplicate lines. PerClassCSV is not listed: it all-gathers file
 # names, so every rank must run it (it writes on rank 0 only).
-RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "ignite.handlers.ProgressBar")
+RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "dsd_components.console.TrainingAnnouncer")
 
 
 def _rank0_only(handler_lists: dict[str, list[dict[str, Any]]]) -> dict[str, str]:

@@ -17,7 +17,7 @@ NAME = "hippocampus_nnunet_dsd"
 # knob -> the effective value its consumer sees, printed by an overridden `run`
 CONSUMERS = {
     "amp": "@train#trainer.amp",
-    "resume": "@train#handlers#2.resume",
+    "resume": "@train#handlers#3.resume",
     "lr_step_decay": "@lr_scheduler.step_size < 10**9",
     "detach_teacher": "@loss.detach_teacher",
     "check_data": "@check_dataset.checked > 0",

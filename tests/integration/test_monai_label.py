@@ -67,7 +67,7 @@ def test_checklist(name):
     assert "data" in train["validate"]["dataset"] and {"network", "device", "run"} <= set(train)
     assert train["ckpt_dir"] == "$@bundle_root + '/models'"
     # initialize must not need dataset_dir or a datalist file: the data check is skippable (MONAI Label sets data)
-    assert "max_cases=None if @check_data else 0" in train["check_dataset"]
+    assert "max_cases=None if dsd_components.knobs.as_bool(@check_data, 'check_data') else 0" in train["check_dataset"]
 
 
 def _infer_like_monai_label(bundle, image: str, over: dict, drop_first: bool = False) -> dict:
