@@ -99,7 +99,12 @@ def install_error_handler() -> bool:
     if not getattr(sys.excepthook, "dsd_user_error_hook", False):
         sys.excepthook = _hook(sys.excepthook)
     for name in _TRACEBACK_LOGGERS:
-        log = logging.getLogger(name)
+        if name in logging.root.manager.loggerDict:
+            log = logging.getLogger(name)
+        else:  # set up as MONAI sets it up on first use (its own stdout handler), so its output is unchanged
+            from monai.apps import get_logger
+
+            log = get_logger(name)
         if not any(isinstance(f, _NoTracebackForUserErrors) for f in log.filters):
             log.addFilter(_NoTracebackForUserErrors())
     return True

@@ -226,7 +226,7 @@ class DSDCheckpointer:
         """The write error with what it means for the training: where it stopped and where it resumes."""
         epoch = engine.state.epoch
         resume = (f"it resumes from epoch {self.saved_epoch} ({self.latest_path})" if self.saved_epoch
-                  else "it starts this run again")
+                  else "it trains from the start")
         if self.run is not None:
             self.run.stop(f"a checkpoint write failed in epoch {epoch}")
         err = CheckpointError(f"training stopped at the end of epoch {epoch}: {exc} Then run the same command: "

@@ -45,6 +45,7 @@ import socket
 import sys
 import time
 import uuid
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from typing import Any
 from . import errors
 from .errors import CheckpointError, DSDUserError, RunLockedError, RunNotFoundError
 from .export import atomic_copy, atomic_write, write_error
+from .knobs import as_bool
 
 __all__ = ["FolderLock", "TrainingRun", "list_runs", "promote", "published_run_dir", "record_evaluation",
            "release_held_locks", "RUNS_DIR"]
@@ -84,7 +86,9 @@ def _now() -> str:
 
 
 def _command() -> str:
-    text = shlex.join(sys.argv) if sys.argv and sys.argv[0] else "python (interactive)"
+    """This process's command line as typed (``python -m monai.bundle run ...``), shortened to one line."""
+    argv = list(getattr(sys, "orig_argv", None) or sys.argv)
+    text = shlex.join(argv) if argv and argv[-1] else "python (interactive)"
     text = " ".join(text.split())
     return text if len(text) <= 400 else text[:397] + "..."
 
@@ -522,7 +526,8 @@ class TrainingRun:
         models_dir: the bundle's ``ckpt_dir`` (``models/``).
         max_epochs: the trainer's ``max_epochs``: a newest run with ``latest.pt`` at this epoch or later is finished
             and a new run starts. (``@train#trainer#max_epochs``, which MONAI Label overrides.)
-        resume: resume the newest run when it is unfinished; False always starts a new run.
+        resume: resume the newest run when it is unfinished; False (or "false" from the command line) always starts
+            a new run.
         name: an optional run name, appended to the folder's time stamp (``--run_name``); a run is resumed only by
             a command with its name (or none).
         rank: only rank 0 locks and writes; ``None`` reads the process group / ``RANK``.
@@ -551,7 +556,9 @@ class TrainingRun:
             try:
                 if lock:
                     self.lock = FolderLock(self.models_dir, "train", rank=0)
-                folder, resuming = self._choose(bool(resume))
+                    # a run that fails inside a long-lived process (a notebook) and is dropped releases its lock
+                    weakref.finalize(self, self.lock.release)
+                folder, resuming = self._choose(as_bool(resume, "resume"))
                 decision = {"folder": folder, "resuming": resuming}
             except DSDUserError as exc:
                 self._release()
@@ -602,8 +609,8 @@ class TrainingRun:
                         f"{latest} is a finished run (epoch {epoch} >= num_epochs {self.max_epochs}): starting a new "
                         f"run; the finished run stays in {current}. Raise --num_epochs above {epoch} to continue the "
                         "finished run instead.")
-            elif (not (current / PUBLISHED).exists() and info.get("status", "running") == "running"
-                  and (not self.name or self.name == own_name)):
+            elif (resume and not (current / PUBLISHED).exists() and info.get("status", "running") == "running"
+                  and self.name == own_name):
                 # killed (or stopped by an error) before its first checkpoint: no weights to keep, so reuse it
                 return current.name, False
         base = _stamp() + (f"-{self.name}" if self.name else "")
