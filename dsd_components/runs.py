@@ -479,15 +479,18 @@ def _adopt_legacy(models_dir: Path) -> None:
     """Files of the layout before run folders (``models/latest.pt``, ``models/previous_run/``) move into run
     folders, so they are resumed or listed like any run (nothing is dropped)."""
     prev = models_dir / "previous_run"
+    legacy = models_dir / "latest.pt"
     files = {n: prev / n for n in ("latest.pt", PUBLISHED) if (prev / n).is_file()}
     if files:
-        run = _import_run(models_dir, "previous_run", max(f.stat().st_mtime for f in files.values()), files, move=True)
+        when = max(f.stat().st_mtime for f in files.values())
+        if legacy.is_file():  # the archived run came before the current one, whatever the file times say
+            when = min(when, legacy.stat().st_mtime - 1)
+        run = _import_run(models_dir, "previous_run", when, files, move=True)
         try:
             prev.rmdir()
         except OSError:
             pass
         logger.warning(f"Moved {prev} (the layout before run folders) into {run}.")
-    legacy = models_dir / "latest.pt"
     if legacy.is_file():
         files = {"latest.pt": legacy}
         run = _import_run(models_dir, "imported", legacy.stat().st_mtime, files, move=True)
@@ -587,7 +590,9 @@ class TrainingRun:
     # -- choosing the folder ------------------------------------------------------------------------------------
     def _choose(self, resume: bool) -> tuple[str, bool]:
         _adopt_legacy(self.models_dir)
-        runs = _run_dirs(self.models_dir)
+        # the newest run that trained here (a folder holding only an imported model.pt is no training run)
+        runs = [d for d in _run_dirs(self.models_dir)
+                if (d / "latest.pt").is_file() or (_read_json(d / RUN_INFO) or {}).get("status") != "imported"]
         current = runs[-1] if runs else None
         if current is not None:
             info = _read_json(current / RUN_INFO) or {}

@@ -20,6 +20,7 @@ import pytest
 import torch
 from ignite.engine import Engine
 from monai.data import MetaTensor
+from support.bundles import BUNDLES, ROOT
 from support.faults import fail_writes
 
 from dsd_components.errors import CheckpointError, NonFiniteLossError, RunLockedError, RunNotFoundError
@@ -350,3 +351,19 @@ def test_weights_that_turned_nan_are_never_saved(tmp_path):
     with pytest.raises(NonFiniteLossError, match=f"became NaN/Inf .*weight.*{ckpt.latest_path} keeps epoch 1"):
         ckpt.on_epoch_completed(engine)
     assert torch.load(ckpt.latest_path, weights_only=True) == {"epoch": 1}
+
+
+# ------------------------------------------------------------------------------------------------------- docs
+@pytest.mark.parametrize("name", BUNDLES)
+def test_bundle_docs_say_what_a_user_sees(name):
+    """The "Checkpoints" section quotes the messages the code prints (the integration tests check those against
+    real runs), so the docs and the program say the same thing."""
+    text = (ROOT / "bundles" / name / "docs" / "README.md").read_text()
+    section = text.split("\n## Checkpoints\n", 1)[1].split("\n## ", 1)[0]
+    for phrase in ("models/runs/<YYYYmmdd-HHMMSS>[-<run_name>]/", "replacing the model of run RUN, which stays in",
+                   f"dsd-runs list {name}", f"dsd-runs promote {name} RUN", "is in use by another training",
+                   "this training stopped before doing anything", "Taking over the stale training lock",
+                   "delete `models/train.lock`", "training stopped: the loss is", "non-finite term(s): main DiceCE",
+                   "the last finite state", "GradScaler", "no space left on device (ENOSPC)",
+                   "the previous latest.pt is unchanged", "Then run the same command: it resumes"):
+        assert phrase in " ".join(section.split()), phrase
