@@ -630,6 +630,8 @@ class TrainingRun:
         info.setdefault("started_ts", time.time())
         if self.resuming:
             info.setdefault("resumed", []).append(now)
+            for key in ("stop_reason", "ended"):  # it runs again
+                info.pop(key, None)
         info.update(name=self.dir.name, run_name=self.name or info.get("run_name") or "", status="running",
                     command=_command(), host=socket.gethostname(), pid=os.getpid(), max_epochs=self.max_epochs)
         self._info = info
@@ -682,11 +684,17 @@ class TrainingRun:
         return f"published as {pub}"
 
     def finish(self, **fields: Any) -> None:
-        """The run completed: record it and release the lock."""
-        if self.rank == 0:
-            self._info.update(fields, status="finished", ended=_now())
-            self._write_info()
-        self._release()
+        """The run completed: record it and release the lock.
+
+        Raises:
+            CheckpointError: run.json could not be written (the lock is released all the same).
+        """
+        try:
+            if self.rank == 0:
+                self._info.update(fields, status="finished", ended=_now())
+                self._write_info()
+        finally:
+            self._release()
 
     def stop(self, reason: str) -> None:
         """The run stopped on an error: record why (best effort: the disk may be full) and release the lock."""
