@@ -1,5 +1,5 @@
 """Run folders, the bundle lock, publishing and promoting models, failed writes, and the finite-loss guard, each on
-its own (the bundle runs that combine them are in tests/integration/test_runs.py)."""
+its own (the bundle runs that combine them are in tests/integration/test_reliability.py)."""
 
 from __future__ import annotations
 
