@@ -1,8 +1,9 @@
 """Training curves for the evaluation report: TensorBoard events of the training run -> one PNG.
 
-``evaluate.json`` calls :func:`plot_training_curves` in ``finalize`` with the bundle's ``log_dir`` (where the training
-run's ``TensorBoardStatsHandler`` wrote ``train_loss`` per iteration and ``val_mean_dice`` per validation). No
-events -> a warning and no file, so evaluating a downloaded model without its training logs still works.
+``evaluate.json`` calls :func:`plot_training_curves` in ``finalize`` with the ``logs/`` folder of the training run
+whose model it evaluated (``models/runs/<run>/logs``, where that run's ``TensorBoardStatsHandler`` wrote ``train_loss``
+per iteration and ``val_mean_dice`` per validation): each run logs into its own folder, so the curves never mix runs.
+No events -> a warning and no file, so evaluating a downloaded model without its training logs still works.
 """
 
 from __future__ import annotations
@@ -60,5 +61,6 @@ def plot_training_curves(log_dir: str | os.PathLike, output_png: str | os.PathLi
     Path(output_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output_png, dpi=100)
     plt.close(fig)
-    logger.info(f"training curves saved to {output_png}")
+    counts = ", ".join(f"{len(scalars[t])} {t}" for t in present)
+    logger.info(f"training curves of {log_dir} ({counts}) saved to {output_png}")
     return str(output_png)

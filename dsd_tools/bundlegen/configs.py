@@ -143,7 +143,7 @@ def _datalists() -> str:
 def train_config(spec: BundleSpec) -> dict[str, Any]:
     cfg = _header(spec, project_code=True)
     cfg["imports"] += ["$import ignite", "$import dsd_components.data", "$import dsd_components.integrity",
-                       "$import dsd_components.handlers"]
+                       "$import dsd_components.handlers", "$import dsd_components.runs"]
     cfg.update({
         "dataset": dict(spec.dataset),
         "datalist": None,
@@ -163,6 +163,7 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "sw_batch_size": 4,
         "check_data": True,
         "resume": True,
+        "run_name": None,
         "dsd_mode": "dsd",
         "dsd_lambda": spec.lambda_ds,
         "dsd_alpha": spec.alpha,
@@ -170,7 +171,11 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "temperature": spec.temperature,
         "detach_teacher": False,
         "ckpt_dir": "$@bundle_root + '/models'",
-        "log_dir": "$@bundle_root + '/logs'",
+        # the run folder (models/runs/<time>[-run_name]/) this training writes into, and the bundle's training lock:
+        # a new folder, or the newest one when it is unfinished and resume is on (dsd_components/runs.py)
+        "training_run": {"_target_": "dsd_components.runs.TrainingRun", "models_dir": "@ckpt_dir",
+                         "max_epochs": "@train#trainer#max_epochs", "resume": "@resume", "name": "@run_name"},
+        "log_dir": "$@training_run.log_dir",
         "datalists": _datalists(),
         "dsd_network": {"_target_": "dsd_components.DSDNetwork", "backbone": "@network_def", "mode": "@dsd_mode",
                         "head_init": spec.head_init},
@@ -204,10 +209,12 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                 {"_target_": "LrScheduleHandler", "lr_scheduler": "@lr_scheduler", "print_lr": True},
                 {"_target_": "ValidationHandler", "validator": "@validate#evaluator", "epoch_level": True,
                  "interval": "@val_interval"},
-                {"_target_": "dsd_components.handlers.DSDCheckpointer", "save_dir": "@ckpt_dir",
+                {"_target_": "dsd_components.handlers.DSDCheckpointer", "run": "@training_run",
                  "network": "@network", "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler",
-                 "validator": "@validate#evaluator", "key_metric": "val_mean_dice", "resume": f"${_flag('resume')}",
+                 "validator": "@validate#evaluator", "key_metric": "val_mean_dice",
                  "seed": "@seed", "transform": "@train#preprocessing"},
+                {"_target_": "dsd_components.handlers.FiniteLossGuard", "loss_function": "@loss",
+                 "run": "@training_run"},
                 {"_target_": "StatsHandler", "tag_name": "train_loss",
                  "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
                 {"_target_": "TensorBoardStatsHandler", "log_dir": "@log_dir", "tag_name": "train_loss",
@@ -247,9 +254,11 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist=@check_lists, "
                          f"patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if {_flag('check_data')} else 0, "
                          "network=@network_def, pad_mode=@pad_mode)",
-        "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+        # the run folder and the lock come first: a second training on this bundle stops before any work
+        "initialize": [INSTALL_ERROR_HANDLER, "$@training_run", "$monai.utils.set_determinism(seed=@seed)",
+                       "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
-        "finalize": [],
+        "finalize": ["$@training_run.close()"],
     })
     return cfg
 
@@ -258,7 +267,7 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
     """Load models/model.pt into the stock backbone; per-case, per-class Dice and HD95 (mm) to CSV."""
     cfg = _header(spec, project_code=True)
     cfg["imports"] += ["$import dsd_components.data", "$import dsd_components.integrity",
-                       "$import dsd_components.metrics", "$import dsd_components.plots"]
+                       "$import dsd_components.metrics", "$import dsd_components.plots", "$import dsd_components.runs"]
     cfg.update({
         "dataset": dict(spec.dataset),
         "datalist": None,
@@ -270,7 +279,11 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
         "amp": "$torch.cuda.is_available()",
         "sw_batch_size": 4,
         "check_data": True,
-        "log_dir": "$@bundle_root + '/logs'",
+        # the training run models/model.pt comes from (None: a model from elsewhere): its curves are plotted and
+        # a copy of the results is kept in its folder
+        "model_run": "$dsd_components.runs.published_run_dir(@bundle_root + '/models')",
+        "log_dir": "$(@model_run or @bundle_root) + '/logs'",
+        "output_lock": {"_target_": "dsd_components.runs.FolderLock", "folder": "@output_dir", "kind": "evaluate"},
         "datalists": _datalists(),
         "network": "$@network_def.to(@device)",
         "class_names": spec.class_names[1:],
@@ -311,10 +324,13 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, "
                          "datalist={@eval_split: @dataset_obj#data}, splits=(@eval_split,), "
                          f"max_cases=None if {_flag('check_data')} else 0, model_path=@bundle_root + '/models/model.pt')",
-        "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+        # one evaluation at a time writes into output_dir; the evaluated run is fixed before the model is loaded
+        "initialize": [INSTALL_ERROR_HANDLER, "$@output_lock", "$@model_run",
+                       "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
         # PNG of train_loss and val_mean_dice read from the training run's TensorBoard events in log_dir
-        "finalize": ["$dsd_components.plots.plot_training_curves(@log_dir, @output_dir + '/training_curves.png')"],
+        "finalize": ["$dsd_components.plots.plot_training_curves(@log_dir, @output_dir + '/training_curves.png')",
+                     "$dsd_components.runs.record_evaluation(@model_run, @output_dir)", "$@output_lock.release()"],
     })
     if spec.regions:
         _add_regions(cfg, spec)
@@ -471,9 +487,10 @@ def multi_gpu_train_config(spec: BundleSpec) -> dict[str, Any]:
         "validate#dataloader#sampler": "@validate#sampler",
         **_rank0_only({"train#handlers": train["train"]["handlers"],
                        "validate#handlers": train["validate"]["handlers"]}),
-        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$monai.utils.set_determinism(seed=@seed + @rank)",
-                       "$@check_dataset"],
+        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$@training_run",
+                       "$monai.utils.set_determinism(seed=@seed + @rank)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
+        "finalize": ["$@training_run.close()", *_ddp_common()["finalize"]],
     }
 
 
@@ -484,7 +501,9 @@ def multi_gpu_evaluate_config(spec: BundleSpec) -> dict[str, Any]:
         "sampler": _distributed_sampler("@dataset_obj"),
         "dataloader#sampler": "@sampler",
         **_rank0_only({"handlers": evaluate_config(spec)["handlers"]}),
-        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$monai.utils.set_determinism(seed=@seed)",
-                       "$@check_dataset"],
+        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$@output_lock", "$@model_run",
+                       "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
+        "finalize": ["$dsd_components.runs.record_evaluation(@model_run, @output_dir)", "$@output_lock.release()",
+                     *_ddp_common()["finalize"]],
     }

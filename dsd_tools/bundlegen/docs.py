@@ -166,11 +166,41 @@ def bundle_readme(spec: BundleSpec) -> str:
 - AdamW, lr {spec.learning_rate:g}, weight decay {spec.weight_decay:g}, {schedule}, {spec.epochs} epochs, batch size 1,
   AMP on CUDA.
 - Validation every {spec.val_interval} epochs: sliding window {patch}, overlap 0.25, mean foreground Dice.
-- Checkpoints: `models/latest.pt` after every epoch, written atomically; running the same command again after a
-  crash or kill resumes from it (model, optimizer, scheduler, epoch, best score; random state is reseeded per
-  epoch, so with `--num_workers 0` the interrupted epoch is replayed exactly; with worker processes it draws other
-  random patches). `--resume false` starts over; a finished run is not
-  resumed but moved to `models/previous_run/`. `models/model.pt` = best backbone.
+
+## Checkpoints
+Every training run writes into its own folder, `models/runs/<YYYYmmdd-HHMMSS>[-<run_name>]/`: `latest.pt` (after
+every epoch, written atomically), `model.pt` (the run's best backbone), `config.json` (the merged config it ran with),
+`run.json` (status, command, epochs, best score), `logs/` (its TensorBoard events) and, once evaluated, `eval/`.
+`models/model.pt`, what inference, evaluation and MONAI Label load, is a copy of the current run's best backbone.
+Training deletes nothing. What you see in each case:
+
+- **Training again** (the newest run is finished, or `--resume false`, or another `--run_name NAME`) starts a new run
+  folder. When its first best model replaces `models/model.pt`, the log names the model it replaced: `... published
+  as models/model.pt, replacing the model of run RUN, which stays in models/runs/RUN/model.pt (dsd-runs promote RUN
+  puts it back)`. `dsd-runs list {spec.name}` lists the runs with epochs, best validation Dice and test Dice (`*` marks
+  the one in `models/model.pt`); `dsd-runs promote {spec.name} RUN` makes any run's model `models/model.pt` again. A
+  `models/model.pt` from elsewhere (a package, a copy) is first kept in a run folder of its own (`<time>-imported`).
+- **After a crash or kill** the same command resumes the newest run from its `latest.pt` (model, optimizer,
+  scheduler, AMP scaler, epoch, best score; random state is reseeded per epoch, so with `--num_workers 0` the
+  interrupted epoch is replayed exactly; with worker processes it draws other random patches). Raising
+  `--num_epochs` above a finished run's epochs continues it.
+- **One training per bundle.** A second training on the same bundle (another command, or MONAI Label's Train button)
+  stops before any work, exit code 2: `ERROR: .../models is in use by another training (pid P on host H, started T,
+  command: C); this training stopped before doing anything. Wait for it to finish or stop it (kill P); ...`. The lock,
+  `models/train.lock`, is released when a run ends, also on an error. A lock left by a killed run (kill -9, power cut)
+  is taken over with a warning, `Taking over the stale training lock ... no longer runs on this host (killed or
+  crashed)`, so resuming needs only the same command. A lock held from another host cannot be checked from here and
+  is respected: if that machine is gone, delete `models/train.lock`. Two evaluations writing into the same
+  `--output_dir` exclude each other the same way (`evaluate.lock`).
+- **A NaN or Inf loss** stops the run at once, before the epoch's checkpoint: `ERROR: training stopped: the loss is
+  nan at epoch E, iteration I of N (...); non-finite term(s): main DiceCE (nan), deep supervision (nan), encoder KL
+  (nan), decoder KL (nan); case(s) in the batch: FILE (its image holds NaN/Inf voxels). Nothing was saved from this
+  epoch: .../latest.pt keeps epoch E-1, the last finite state. ...`. Under AMP, optimizer steps that the GradScaler
+  skips (overflowing gradients, finite loss) are counted and logged per epoch, not treated as failures.
+- **A failed write** (full disk, no permission) stops the run and keeps the previous file: `ERROR: training stopped
+  at the end of epoch E: cannot write .../latest.pt: no space left on device (ENOSPC) (it needs about X MB; Y MB free
+  there); the previous latest.pt is unchanged. Free space on the disk of ... Then run the same command: it resumes
+  from epoch E-1`. The same holds for `model.pt` and `models/model.pt`.
 
 ## Commands (from the repository root, the bundle folder, or a copy of it)
 
@@ -178,6 +208,7 @@ def bundle_readme(spec: BundleSpec) -> str:
 python -m monai.bundle run --config_file bundles/{spec.name}/configs/train.json --dataset_dir /data/{spec.dataset['name']}
 python -m monai.bundle run --config_file bundles/{spec.name}/configs/evaluate.json --dataset_dir /data/{spec.dataset['name']}
 python -m monai.bundle run --config_file bundles/{spec.name}/configs/inference.json --dataset_dir /data/new_cases
+dsd-runs list {spec.name}                      # the training runs and their scores; dsd-runs promote {spec.name} RUN
 torchrun --nproc_per_node 2 -m monai.bundle run \\
     --config_file "['bundles/{spec.name}/configs/train.json','bundles/{spec.name}/configs/multi_gpu_train.json']" --dataset_dir /data/{spec.dataset['name']}
 ```
@@ -185,7 +216,7 @@ torchrun --nproc_per_node 2 -m monai.bundle run \\
 Without `--dataset_dir` the configs read `data/` (training, evaluation) and `inputs/` (inference) inside the bundle
 folder. Common overrides: `--fold`, `--num_epochs`, `--val_interval`, `--learning_rate`, `--patch_size`,
 `--num_workers`, `--device`, `--amp`, `--output_dir`, `--dsd_mode`, `--dsd_lambda`, `--dsd_alpha`, `--dsd_beta`,
-`--temperature`.
+`--temperature`, `--resume`, `--run_name`.
 
 ## Inference: what it takes
 `--dataset_dir` may be a single image (`.nii.gz`, `.nii`, `.nrrd`, `.mha`), a folder of images, a folder of nnU-Net
@@ -200,7 +231,9 @@ skips the checks.
 ## Evaluation
 `evaluate.json` loads `models/model.pt` into the stock backbone, runs the test split (`--eval_split validation`
 for validation) and writes `per_case_metrics.csv` (Dice and HD95 in mm per case and class, foreground only) and
-`summary.csv` (mean ± std) to `--output_dir` (default `eval/`).{regions}
+`summary.csv` (mean ± std) to `--output_dir` (default `eval/`), with `training_curves.png`: the loss and validation
+Dice of the run `models/model.pt` comes from, and of no other run. A copy of the results is kept in that run's
+`eval/` folder (what `dsd-runs list` shows).{regions}
 
 {plan}{results}{differences}
 ## License

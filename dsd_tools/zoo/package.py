@@ -34,9 +34,10 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import dsd_components
+from dsd_components.export import atomic_write, write_error
 
 from ..bundlegen.configs import RUNTIME_BUNDLE_ROOT, STDLIB_BUNDLE_ROOT
 from ..cli import UsageError, run_cli
@@ -132,23 +133,35 @@ def _export_torchscript(bundle: Path, over: dict[str, Any]) -> None:
 
 
 def _zip(folder: Path, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and "__pycache__" not in p.parts:
+    """Write the zip atomically: a failed write (full disk, no permission) keeps the previous zip.
+
+    Raises:
+        CheckpointError: ``out`` could not be written; the message names it, the reason and the space needed.
+    """
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+
+    def write(f: BinaryIO) -> None:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            for p in files:
                 info = zipfile.ZipInfo(str(Path(folder.name) / p.relative_to(folder)), date_time=ZIP_DATE)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 z.writestr(info, p.read_bytes())
-    os.replace(tmp, out)
+
+    atomic_write(out, write, size_hint=sum(p.stat().st_size for p in files))
 
 
 def update_index(dist: str | os.PathLike, name: str, version: str, zip_path: Path) -> Path:
+    """Add the package to the local index, atomically (a failed write keeps the previous index).
+
+    Raises:
+        CheckpointError: the index could not be written.
+    """
     index = Path(dist) / INDEX_NAME
     info = json.loads(index.read_text()) if index.is_file() else {}
     info[f"{name}_v{version}"] = {"checksum": sha256(zip_path), "source": zip_path.resolve().as_uri()}
-    index.write_text(json.dumps(dict(sorted(info.items())), indent=4) + "\n")
+    text = (json.dumps(dict(sorted(info.items())), indent=4) + "\n").encode()
+    atomic_write(index, lambda f: f.write(text), size_hint=len(text))
     return index
 
 
@@ -170,6 +183,18 @@ def package(name: str, weights: str | None = None, dist: str = str(DIST_DIR),
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path} does not exist: train the bundle first or pass --weights.")
     over = bundle_overrides(net_override, "net_override")
+    try:
+        out = _build_package(src, name, version, weights_path, over, Path(dist))
+    except OSError as exc:  # building the package in a temporary folder: nothing under dist/ changed yet
+        where = exc.filename or tempfile.gettempdir()
+        raise write_error(Path(where), exc) from exc
+    index = update_index(dist, name, version, out)
+    print(f"wrote {out} (sha256 {sha256(out)}); index {index}")
+    return str(out)
+
+
+def _build_package(src: Path, name: str, version: str, weights_path: Path, over: dict[str, Any], dist: Path) -> Path:
+    """The bundle assembled in a temporary folder, then zipped (atomically) to ``dist``; returns the zip."""
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / name
         shutil.copytree(src, bundle, ignore=shutil.ignore_patterns("models", "eval", "logs", "__pycache__", "dist"))
@@ -189,9 +214,7 @@ def package(name: str, weights: str | None = None, dist: str = str(DIST_DIR),
         _write_large_files(bundle)
         out = Path(dist) / f"{name}_v{version}.zip"
         _zip(bundle, out)
-    index = update_index(dist, name, version, out)
-    print(f"wrote {out} (sha256 {sha256(out)}); index {index}")
-    return str(out)
+    return out
 
 
 class PackageChecksumError(UsageError):

@@ -216,7 +216,7 @@ def test_train_stops_with_clear_message(breaker, task, bundle):
     kw, needles = breaker(task)
     kw.setdefault("dataset_dir", str(task))
     _expect_error(bundle, needles=needles, **kw)
-    assert not (bundle / "models" / "latest.pt").exists()  # stopped before any training
+    assert not list((bundle / "models").rglob("latest.pt"))  # stopped before any training
 
 
 def test_evaluate_checks_the_test_split(task, bundle):
@@ -245,8 +245,8 @@ def test_evaluate_without_usable_model(model, task, bundle):
 def test_unusable_latest_checkpoint(content, task, bundle):
     """A latest.pt that cannot be resumed stops the run with its path and the fix, before training."""
     shutil.rmtree(bundle / "models", ignore_errors=True)
-    latest = bundle / "models" / "latest.pt"
-    latest.parent.mkdir()
+    latest = bundle / "models" / "runs" / "20260101-000000" / "latest.pt"  # the newest (only) run's checkpoint
+    latest.parent.mkdir(parents=True)
     if content == "garbage":
         latest.write_bytes(b"\x00" * 100)
         needles = [latest, "not a readable DSD checkpoint"]
@@ -267,9 +267,10 @@ def test_cli_output_is_one_clear_message(case, task, tmp_path):
         _lab(task, 2).unlink()
         needles = [_lab(task, 2), "label file is missing"]
     else:
-        (bundle / "models").mkdir()
-        (bundle / "models" / "latest.pt").write_text("not a checkpoint")
-        needles = [bundle / "models" / "latest.pt", "cannot resume"]
+        latest = bundle / "models" / "runs" / "20260101-000000" / "latest.pt"
+        latest.parent.mkdir(parents=True)
+        latest.write_text("not a checkpoint")
+        needles = [latest, "cannot resume"]
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "train.json"),
            "--dataset_dir", str(task), "--num_workers", "0"]
     for k, v in tiny_overrides(NAME).items():
@@ -281,6 +282,7 @@ def test_cli_output_is_one_clear_message(case, task, tmp_path):
         assert str(needle) in out.stderr, out.stderr
     assert "Traceback" not in out.stdout + out.stderr
     assert out.stderr.count("ERROR: ") == 1  # printed once
+    assert (bundle / "models" / "runs").is_dir() and not (bundle / "models" / "train.lock").exists()  # released
 
 
 # --------------------------------------------------------------------------- awkward but valid: trains
@@ -300,7 +302,7 @@ def test_tiny_images_and_empty_labels_train_and_evaluate(task, bundle, tmp_path,
     _run(bundle, task)
     notes = caplog.text
     assert "smaller than patch_size" in notes and "no foreground" in notes and "0 error(s)" in notes
-    ckpt = torch.load(bundle / "models" / "latest.pt", weights_only=True)
+    ckpt = torch.load(next((bundle / "models" / "runs").glob("*/latest.pt")), weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["iteration"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["network"].values())
     out = tmp_path / "eval"

@@ -68,7 +68,8 @@ def test_train_evaluate_infer(name, demo_root, tmp_path):
     run(config_file=cfg("train.json"), meta_file=meta, logging_file=log, num_epochs=1, val_interval=1, num_samples=1,
         **common)
     model_pt = bundle / "models" / "model.pt"
-    assert model_pt.is_file() and (bundle / "models" / "latest.pt").is_file()
+    (run_dir,) = (bundle / "models" / "runs").iterdir()  # the run's own folder
+    assert model_pt.is_file() and (run_dir / "latest.pt").is_file() and (run_dir / "model.pt").is_file()
     state = torch.load(model_pt, weights_only=True)
     infer_net = parse(bundle, "inference.json", **over).get_parsed_content("network_def")
     infer_net.load_state_dict(state, strict=True)  # backbone-only, key for key

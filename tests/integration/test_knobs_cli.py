@@ -5,8 +5,10 @@ one line naming the knob."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support.bundles import copy_bundle, tiny_overrides
@@ -17,25 +19,40 @@ NAME = "hippocampus_nnunet_dsd"
 # knob -> the effective value its consumer sees, printed by an overridden `run`
 CONSUMERS = {
     "amp": "@train#trainer.amp",
-    "resume": "@train#handlers#3.resume",
-    "lr_step_decay": "@lr_scheduler.step_size < 10**9",
+    "resume": "@training_run.resuming",
+    "lr_step_decay": "@lr_scheduler#step_size < 10**9",  # the argument (a resumed scheduler keeps its state)
     "detach_teacher": "@loss.detach_teacher",
     "check_data": "@check_dataset.checked > 0",
 }
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def trained(tmp_path_factory):
+    """A bundle with one finished 1-epoch run: asked for 2 epochs, that run is unfinished, so --resume decides."""
     tmp = tmp_path_factory.mktemp("knobs")
     data = make_demo_data("hippocampus", str(tmp / "data"), num_cases=4, size=(20, 20, 20), seed=0)
-    return copy_bundle(NAME, tmp), data
+    bundle = copy_bundle(NAME, tmp)
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "train.json"),
+           "--dataset_dir", data, "--num_workers", "0", "--num_epochs", "1", "--num_samples", "1"]
+    for k, v in tiny_overrides(NAME).items():
+        cmd += [f"--{k}", str(v).replace(" ", "")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return bundle, data
+
+
+@pytest.fixture()
+def setup(trained, tmp_path):
+    bundle, data = trained
+    return Path(shutil.copytree(bundle, tmp_path / bundle.name)), data
 
 
 def _run(setup, **knobs) -> subprocess.CompletedProcess:
     bundle, data = setup
     show = ", ".join(f"bool({v})" for v in CONSUMERS.values())
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "train.json"),
-           "--dataset_dir", data, "--num_workers", "0", "--run", f"[\"$print('KNOBS', {show})\"]"]
+           "--dataset_dir", data, "--num_workers", "0", "--num_epochs", "2",
+           "--run", f"[\"$print('KNOBS', {show})\"]"]
     for k, v in {**tiny_overrides(NAME), **knobs}.items():
         cmd += [f"--{k}", str(v).replace(" ", "")]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=bundle.parent,
