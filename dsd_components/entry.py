@@ -81,17 +81,18 @@ def _hook(previous):
 
 
 class _NoTracebackForUserErrors(logging.Filter):
-    """MONAI's StatsHandler logs every exception that ends a training with its traceback; a user error (a NaN loss,
-    a full disk) keeps its one log line and loses the traceback, which would bury the message."""
+    """Ignite's engines ("Engine run is terminating due to exception: ...") and MONAI's StatsHandler (with the whole
+    traceback) log every exception that ends a run. For a user error (a NaN loss, a full disk) those records are
+    dropped: the error hook prints its message once, as the run's last line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and user_error_in(record.exc_info[1]) is not None:
-            record.exc_info, record.exc_text = None, None
-        return True
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]  # ignite logs inside its except block
+        return user_error_in(exc) is None
 
 
-# loggers that log a training's exception with its traceback
-_TRACEBACK_LOGGERS = ("monai.handlers.StatsHandler",)
+# loggers that report the exception ending a run (ignite names its engines' loggers after their class)
+_TRACEBACK_LOGGERS = ("monai.handlers.StatsHandler", "ignite.engine.engine.SupervisedTrainer",
+                      "ignite.engine.engine.SupervisedEvaluator")
 
 
 def install_error_handler() -> bool:
@@ -99,7 +100,7 @@ def install_error_handler() -> bool:
     if not getattr(sys.excepthook, "dsd_user_error_hook", False):
         sys.excepthook = _hook(sys.excepthook)
     for name in _TRACEBACK_LOGGERS:
-        if name in logging.root.manager.loggerDict:
+        if name in logging.root.manager.loggerDict or name.startswith("ignite."):
             log = logging.getLogger(name)
         else:  # set up as MONAI sets it up on first use (its own stdout handler), so its output is unchanged
             from monai.apps import get_logger
