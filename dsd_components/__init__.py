@@ -1,7 +1,7 @@
 """Dual Self-Distillation (DSD) runtime: what bundle configs import and what a packaged bundle carries.
 
-Heads, tap table, wrapper network, loss (fused), modes, export, the checkpointer, metrics, transforms, data,
-integrity checks, the training-curve plot and the bundle entry. The tools that build, check, package and study
+Heads, tap table, wrapper network, loss (fused), modes, export, the checkpointer and finite-loss guard, run folders
+and the bundle lock, metrics, transforms, data, integrity checks, the training-curve plot and the bundle entry. The tools that build, check, package and study
 bundles live in ``dsd_tools`` and are never vendored.
 
 The names below load on first use (PEP 562), so ``import dsd_components.errors`` or ``.data`` does not pay for torch
@@ -18,7 +18,8 @@ __version__ = "0.2.0"
 # public name -> the submodule that defines it
 _EXPORTS = {
     "CheckpointError": "errors", "DatalistError": "errors", "DatasetIntegrityError": "errors",
-    "DSDUserError": "errors",
+    "DSDUserError": "errors", "NonFiniteLossError": "errors", "RunLockedError": "errors",
+    "FolderLock": "runs", "TrainingRun": "runs",
     "atomic_save": "export", "backbone_state_dict": "export", "export_backbone": "export",
     "export_torchscript": "export", "load_checkpoint": "export",
     "BottleneckHead": "heads",

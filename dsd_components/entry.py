@@ -6,7 +6,8 @@ given on the command line (:func:`bundle_root`); MONAI Label and the model zoo p
 
 Library code raises :class:`~dsd_components.errors.DSDUserError`; :func:`install_error_handler`, the first step of
 every bundle config's ``initialize``, makes such an error end the process with its message on one screen and exit
-code 2 instead of a traceback through MONAI's config runner. Other exceptions (bugs) keep their traceback.
+code 2 instead of a traceback through MONAI's config runner (releasing the bundle's training or evaluation lock
+first). Other exceptions (bugs) keep their traceback.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def _hook(previous):
             previous(exc_type, exc, tb)
             return
         report_user_error(error)
+        runs = sys.modules.get(f"{__package__}.runs")
+        if runs is not None:  # os._exit skips atexit: release this process's bundle locks here
+            runs.release_held_locks()
         logging.shutdown()
         sys.stdout.flush()
         # An exception reaching the interpreter ends with status 1 and excepthook cannot change that; a user error
@@ -76,8 +80,32 @@ def _hook(previous):
     return hook
 
 
+class _NoTracebackForUserErrors(logging.Filter):
+    """Ignite's engines ("Engine run is terminating due to exception: ...") and MONAI's StatsHandler (with the whole
+    traceback) log every exception that ends a run. For a user error (a NaN loss, a full disk) those records are
+    dropped: the error hook prints its message once, as the run's last line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]  # ignite logs inside its except block
+        return user_error_in(exc) is None
+
+
+# loggers that report the exception ending a run (ignite names its engines' loggers after their class)
+_TRACEBACK_LOGGERS = ("monai.handlers.StatsHandler", "ignite.engine.engine.SupervisedTrainer",
+                      "ignite.engine.engine.SupervisedEvaluator")
+
+
 def install_error_handler() -> bool:
     """Route uncaught :class:`DSDUserError` to a one-screen message and exit code 2 (idempotent; returns True)."""
     if not getattr(sys.excepthook, "dsd_user_error_hook", False):
         sys.excepthook = _hook(sys.excepthook)
+    for name in _TRACEBACK_LOGGERS:
+        if name in logging.root.manager.loggerDict or name.startswith("ignite."):
+            log = logging.getLogger(name)
+        else:  # set up as MONAI sets it up on first use (its own stdout handler), so its output is unchanged
+            from monai.apps import get_logger
+
+            log = get_logger(name)
+        if not any(isinstance(f, _NoTracebackForUserErrors) for f in log.filters):
+            log.addFilter(_NoTracebackForUserErrors())
     return True

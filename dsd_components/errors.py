@@ -8,7 +8,8 @@ Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["DSDUserError", "DatalistError", "DatasetIntegrityError", "CheckpointError", "ConfigValueError"]
+__all__ = ["DSDUserError", "DatalistError", "DatasetIntegrityError", "CheckpointError", "ConfigValueError",
+           "RunLockedError", "NonFiniteLossError", "RunNotFoundError"]
 
 
 class DSDUserError(Exception):
@@ -36,3 +37,15 @@ class CheckpointError(DSDUserError, RuntimeError):
 
 class ConfigValueError(DSDUserError, ValueError):
     """A bundle knob has a value it cannot take (e.g. ``--amp maybe``)."""
+
+
+class RunLockedError(DSDUserError, RuntimeError):
+    """Another training (or evaluation) is writing into the same folder; the message names it and the lock file."""
+
+
+class NonFiniteLossError(DSDUserError, FloatingPointError):
+    """The training loss became NaN or Inf: the message names epoch, iteration, the loss terms and the cases."""
+
+
+class RunNotFoundError(DSDUserError, LookupError):
+    """A training run asked for by name does not exist under ``models/runs/``; the message lists the runs."""

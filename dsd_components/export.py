@@ -6,17 +6,21 @@ stock MONAI class named by ``inference.json``'s ``network_def``; no DSD code is 
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError
 
-__all__ = ["backbone_state_dict", "load_checkpoint", "export_backbone", "export_torchscript", "atomic_save"]
+__all__ = ["backbone_state_dict", "load_checkpoint", "export_backbone", "export_torchscript", "atomic_save",
+           "atomic_write", "atomic_copy", "payload_bytes", "write_error"]
 
 _CONTAINER_KEYS = ("model", "network", "state_dict")
 
@@ -67,31 +71,152 @@ def backbone_state_dict(checkpoint: Mapping[str, torch.Tensor] | Mapping[str, Ma
     return out
 
 
-def atomic_save(obj: object, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename: a reader (or a run restarted after
-    SIGKILL or a power cut) sees the old file or the new one, never half a file."""
+def _first_os_error(exc: BaseException | None) -> OSError | None:
+    """The OSError behind ``exc``: torch.save reports a failed write as ``RuntimeError("... unexpected pos ...")``
+    with the file system's OSError (ENOSPC, EACCES, ...) only as its context."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def payload_bytes(obj: object) -> int:
+    """About how many bytes ``torch.save(obj)`` writes: the tensors' storages (each counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+
+    def walk(x: object) -> None:
+        nonlocal total
+        if isinstance(x, torch.Tensor):
+            storage = x.untyped_storage()
+            key = (storage.data_ptr(), storage.nbytes())
+            if key not in seen:
+                seen.add(key)
+                total += storage.nbytes()
+        elif isinstance(x, Mapping):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+
+    walk(obj)
+    return total
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+_REASONS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+            errno.EROFS: "read-only file system"}
+
+
+def write_error(path: Path, exc: OSError, size_hint: int | None = None) -> CheckpointError:
+    """A :class:`CheckpointError` that says which file could not be written, why, how much space it needed and that
+    the previous file is unchanged."""
+    reason = _REASONS.get(exc.errno or -1, exc.strerror or str(exc))
+    code = errno.errorcode.get(exc.errno or -1, "")
+    what = f"{reason} ({code})" if code else reason
+    detail = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = shutil.disk_usage(path.parent if path.parent.exists() else Path(path.anchor or ".")).free
+            free_text = f"{_mb(free)} free there"
+        except OSError:
+            free_text = "the free space is unknown"
+        need = f"it needs about {_mb(size_hint)}" if size_hint else "its size is unknown"
+        detail = f" ({need}; {free_text})"
+        fix = f"Free space on the disk of {path.parent} (or write to another disk)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"Make {path.parent} writable for this user (or write to another folder)"
+    else:
+        fix = f"Check the disk and the folder {path.parent}"
+    previous = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was there before"
+    err = CheckpointError(f"cannot write {path}: {what}{detail}; {previous}. {fix}.")
+    err.errno = exc.errno  # type: ignore[attr-defined]
+    err.path = path  # type: ignore[attr-defined]
+    return err
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:  # make the rename itself durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:  # not supported on every OS / file system
+        pass
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], size_hint: int | None = None) -> Path:
+    """Call ``write(file)`` on a temporary file in ``path``'s folder, fsync, then rename it to ``path``: a reader (or
+    a run restarted after SIGKILL or a power cut) sees the old file or the new one, never half a file.
+
+    Raises:
+        CheckpointError: the folder or the file could not be written (ENOSPC, EACCES, a read-only disk, ...): the
+            message names the file, the reason, the space it needed (``size_hint`` bytes) and says the previous
+            file is unchanged; the temporary file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        with open(tmp, "wb") as f:  # by name: ``f.name`` says which file is written
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped weights should be readable like any torch.save output
         os.replace(tmp, path)
-        try:  # make the rename itself durable
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:  # not supported on every OS / file system
-            pass
+        tmp = None
+    except Exception as exc:
+        os_error = _first_os_error(exc)
+        if os_error is None:
+            raise
+        raise write_error(path, os_error, size_hint) from exc
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    _fsync_dir(path.parent)
     return path
+
+
+def atomic_save(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` through :func:`atomic_write`: the old file or the new one, never half a file.
+
+    Raises:
+        CheckpointError: the file could not be written (see :func:`atomic_write`); the previous file is unchanged.
+    """
+    return atomic_write(path, lambda f: torch.save(obj, f), size_hint=payload_bytes(obj))
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike, hasher: Any = None) -> Path:
+    """Copy ``src`` to ``dst`` through :func:`atomic_write`, feeding the bytes to ``hasher`` (a ``hashlib`` object)
+    on the way when given.
+
+    Raises:
+        CheckpointError: ``dst`` could not be written; the previous ``dst`` is unchanged.
+    """
+    src = Path(src)
+
+    def write(f: BinaryIO) -> None:
+        with open(src, "rb") as s:
+            for block in iter(lambda: s.read(2**22), b""):
+                if hasher is not None:
+                    hasher.update(block)
+                f.write(block)
+
+    return atomic_write(dst, write, size_hint=src.stat().st_size)
 
 
 def export_backbone(checkpoint: str | os.PathLike | Mapping, output: str | os.PathLike, network: nn.Module | None = None) -> Path:
@@ -113,7 +238,4 @@ def export_torchscript(network: nn.Module, state: Mapping[str, torch.Tensor] | N
         network.load_state_dict(backbone_state_dict(state), strict=True)
     network = network.eval()
     scripted = torch.jit.script(network)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(scripted, str(output))
-    return output
+    return atomic_write(output, lambda f: torch.jit.save(scripted, f))

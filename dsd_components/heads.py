@@ -78,6 +78,9 @@ def head_conv(x: torch.Tensor, layer: nn.modules.conv._ConvNd) -> torch.Tensor:
     return _NativeCPUConv.apply(x, layer.weight, layer.bias, tuple(layer.stride), layer.transposed)
 
 
+HEAD_INITS = ("default", "kaiming_normal")
+
+
 class BottleneckHead(nn.Module):
     """The DSD "bottleneck" head of one tapped stage.
 
@@ -89,6 +92,14 @@ class BottleneckHead(nn.Module):
 
     The temperature softmax of the paper is applied by :class:`dsd_components.loss.DSDLoss`, not here, so the
     head returns logits that can also be supervised with DiceCE.
+
+    ``init="kaiming_normal"`` initialises every weight with ``kaiming_normal_(a=0.01)`` and every bias with 0, as the
+    reference nnU-Net does for all its convolutions, heads included (R ``self_distill_nnunet.py``
+    ``initialize_weights``, applied after the heads are built); ``"default"`` keeps PyTorch's initialisation, as the
+    reference UNETR, Swin UNETR and VNet do.
+
+    Raises:
+        ValueError: a ``scale`` of the wrong length, or an unknown ``init``.
     """
 
     def __init__(
@@ -98,6 +109,7 @@ class BottleneckHead(nn.Module):
         out_channels: int,
         scale: Sequence[int] | int,
         tie_upsampling: bool = True,
+        init: str = "default",
     ) -> None:
         super().__init__()
         scale_t = tuple(scale) if isinstance(scale, Sequence) else (int(scale),) * spatial_dims
@@ -114,6 +126,12 @@ class BottleneckHead(nn.Module):
         tied = tie_upsampling and all(s == steps[0] for s in steps)
         distinct = [steps[0]] if tied else steps
         self.up = nn.ModuleList(deconv(out_channels, out_channels, kernel_size=s, stride=s, bias=True) for s in distinct)
+        if init not in HEAD_INITS:
+            raise ValueError(f"head init {init!r} is unknown: use one of {', '.join(HEAD_INITS)}")
+        if init == "kaiming_normal":
+            for m in [self.proj, *self.up]:
+                nn.init.kaiming_normal_(m.weight, a=0.01)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = head_conv(x, self.proj)

@@ -196,7 +196,7 @@ def _check_image(image: Any, spec: DatasetSpec, errors: list[str], warnings: lis
 
 
 def _check_case(entry: dict, spec: DatasetSpec, patch: tuple[int, ...] | None, need_label: bool,
-                errors: list[str], warnings: list[str]) -> None:
+                errors: list[str], warnings: list[str], pad_mode: str = "constant") -> None:
     """All per-case checks for one {"image", "label"} entry."""
     image = entry["image"]
     first = str(image[0] if isinstance(image, (list, tuple)) else image)
@@ -208,10 +208,15 @@ def _check_case(entry: dict, spec: DatasetSpec, patch: tuple[int, ...] | None, n
     img, spatial, blank = checked if checked is not None else (None, None, None)
     if img is not None and spatial is not None and patch is not None:
         size = _bundle_shape(img, spatial, spec)
-        if any(s < p for s, p in zip(size, patch)):
-            where = " at the bundle's spacing" if spec.target_spacing else ""
+        where = " at the bundle's spacing" if spec.target_spacing else ""
+        if pad_mode == "reflect" and any(s < p and 2 * s <= p - s for s, p in zip(size, patch)):
+            # torch's reflect padding needs each side's pad narrower than the image along that axis
+            errors.append(f"{first}: size {size}{where} is too small to reflect-pad to patch_size {patch} (each "
+                          "axis needs more than a third of the patch): pass --pad_mode constant, a smaller "
+                          "--patch_size, or leave the case out")
+        elif any(s < p for s, p in zip(size, patch)):
             warnings.append(f"{first}: size {size}{where} is smaller than patch_size {patch}: "
-                            "the bundle pads it (fine for small/demo data)")
+                            f"the bundle pads it ({pad_mode}; fine for small/demo data)")
     if lab is None:
         return
     limg, ldata = lab
@@ -242,11 +247,12 @@ def _image_key(entry: dict) -> str:
 
 def scan_datalist(datalist: dict, dataset: DatasetSpec | Mapping[str, Any], patch_size: Any = None,
                   max_cases: int | None = None, required: tuple[str, ...] = ("training", "validation"),
-                  labelled: tuple[str, ...] = ("training", "validation")) -> IntegrityReport:
+                  labelled: tuple[str, ...] = ("training", "validation"), pad_mode: str = "constant") -> IntegrityReport:
     """Check every case of a datalist (each distinct case once) and return errors and warnings.
 
     ``required`` lists the splits that must be non-empty, ``labelled`` those whose cases need a label
-    (evaluation passes ``("testing",)`` for both).
+    (evaluation passes ``("testing",)`` for both). ``pad_mode`` is the training padding: ``reflect`` cannot pad an
+    image to more than about three times its size.
     """
     spec = DatasetSpec.from_config(dataset)
     patch = parse_patch_size(patch_size)
@@ -278,7 +284,7 @@ def scan_datalist(datalist: dict, dataset: DatasetSpec | Mapping[str, Any], patc
         report.warnings.append(f"checked only {int(max_cases)} of {len(todo)} cases: drop max_cases to check all")
         todo = todo[: int(max_cases)]
     for entry, need_label in todo:
-        _check_case(entry, spec, patch, need_label, report.errors, report.warnings)
+        _check_case(entry, spec, patch, need_label, report.errors, report.warnings, pad_mode)
     report.checked = len(todo)
     return report
 
@@ -358,7 +364,8 @@ def _model_problems(model_path: str) -> list[str]:
 def preflight(dataset: DatasetSpec | Mapping[str, Any], dataset_dir: str | None, fold: Any = 0,
               datalist: str | dict | None = None, patch_size: Any = None,
               splits: tuple[str, ...] = ("training", "validation"), dsd_mode: str | None = None,
-              max_cases: int | None = None, model_path: str | None = None, network: Any = None) -> IntegrityReport:
+              max_cases: int | None = None, model_path: str | None = None, network: Any = None,
+              pad_mode: str = "constant") -> IntegrityReport:
     """The check a bundle runs before training or evaluation: every problem at once, before any work.
 
     Validates ``dsd_mode``, builds the datalist (or takes ``datalist`` as given: bundles pass the very lists their
@@ -383,7 +390,7 @@ def preflight(dataset: DatasetSpec | Mapping[str, Any], dataset_dir: str | None,
         dl = datalist if isinstance(datalist, dict) else build_datalist(spec, dataset_dir, fold=fold,
                                                                          datalist=datalist)
         dl = {k: v for k, v in dl.items() if k in splits}
-        report = scan_datalist(dl, spec, patch_size, max_cases, required=splits, labelled=splits)
+        report = scan_datalist(dl, spec, patch_size, max_cases, required=splits, labelled=splits, pad_mode=pad_mode)
     except DatalistError as exc:
         problems.append(str(exc))
     problems += report.errors

@@ -7,6 +7,7 @@ import csv
 import datetime as _dt
 import hashlib
 import json
+import logging
 import math
 import os
 import warnings
@@ -20,20 +21,34 @@ from monai.data import MetaTensor
 from monai.metrics import HausdorffDistanceMetric
 from monai.utils import string_list_all_gather
 
+from .export import atomic_write
+
 __all__ = ["HausdorffDistanceMM", "PerClassCSV", "EvaluationRecord", "summarize", "RECORD_NAME"]
 
 RECORD_NAME = "evaluation.json"
+
+logger = logging.getLogger(__name__)
 
 
 class HausdorffDistanceMM(HausdorffDistanceMetric):
     """``HausdorffDistanceMetric`` in millimetres: the voxel spacing is read from the prediction's metadata.
 
     MONAI's metric works in voxels unless ``spacing`` is passed to each call, which the Ignite metric handler does not
-    do; the paper reports HD95 in mm on resampled volumes, so the spacing must travel with the tensor.
+    do; the paper reports HD95 in mm on resampled volumes, so the spacing must travel with the tensor. ``unit="voxel"``
+    gives the reference code's number (MONAI's metric without spacing), to compare with its tables.
+
+    Raises:
+        ValueError: ``unit`` is neither ``mm`` nor ``voxel``.
     """
 
+    def __init__(self, *args: Any, unit: str = "mm", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if unit not in ("mm", "voxel"):
+            raise ValueError(f"unit {unit!r}: use 'mm' or 'voxel'")
+        self.unit = unit
+
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
-        if "spacing" not in kwargs and isinstance(y_pred, MetaTensor):
+        if self.unit == "mm" and "spacing" not in kwargs and isinstance(y_pred, MetaTensor):
             kwargs["spacing"] = [float(s) for s in y_pred.pixdim[: y_pred.ndim - 2]]
         with warnings.catch_warnings():
             # MONAI 1.6's own get_edge_surface_distance passes get_mask_edges' deprecated always_return_as_numpy
@@ -120,6 +135,8 @@ class PerClassCSV:
                 per_case = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in v[:n]])
                 s = summarize(per_case)
                 w.writerow([m, "mean", f"{s['mean']:.4f}", f"{s['std']:.4f}", f"{s['median']:.4f}", s["n"]])
+        logger.info(f"wrote {self.save_dir / f'{self.prefix}per_case_metrics.csv'} and "
+                    f"{self.save_dir / f'{self.prefix}summary.csv'} ({n} case(s))")
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -174,7 +191,5 @@ class EvaluationRecord:
         }
         self.save_dir.mkdir(parents=True, exist_ok=True)
         out = self.save_dir / self.filename
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write(out, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
         return record

@@ -56,6 +56,7 @@ class DSDNetwork(nn.Module):
         share_heads: share one head between taps of equal width and scale; ``None`` takes the table's default.
         tie_upsampling: reuse one x2 transposed conv per head, as the reference implementation does.
         probe_size: spatial size for the shape probe; ``None`` takes the table's default.
+        head_init: ``default`` (PyTorch's) or ``kaiming_normal`` (a=0.01, zero bias: the reference nnU-Net's).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class DSDNetwork(nn.Module):
         share_heads: bool | None = None,
         tie_upsampling: bool = True,
         probe_size: Sequence[int] | None = None,
+        head_init: str = "default",
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -91,7 +93,8 @@ class DSDNetwork(nn.Module):
             for i, tap in enumerate(taps):
                 key = f"c{tap.channels}_s{'x'.join(map(str, tap.scale))}" if share else f"{side}{i + 1}"
                 if key not in self.heads:
-                    self.heads[key] = BottleneckHead(spatial_dims, tap.channels, out_channels, tap.scale, tie_upsampling)
+                    self.heads[key] = BottleneckHead(spatial_dims, tap.channels, out_channels, tap.scale, tie_upsampling,
+                                                     init=head_init)
                 self._head_of[f"{side}{i}"] = key
 
         self._capture = False

@@ -1,8 +1,9 @@
 """Training curves for the evaluation report: TensorBoard events of the training run -> one PNG.
 
-``evaluate.json`` calls :func:`plot_training_curves` in ``finalize`` with the bundle's ``log_dir`` (where the training
-run's ``TensorBoardStatsHandler`` wrote ``train_loss`` per iteration and ``val_mean_dice`` per validation). No
-events -> a warning and no file, so evaluating a downloaded model without its training logs still works.
+``evaluate.json`` calls :func:`plot_training_curves` in ``finalize`` with the ``logs/`` folder of the training run
+whose model it evaluated (``models/runs/<run>/logs``, where that run's ``TensorBoardStatsHandler`` wrote ``train_loss``
+per iteration and ``val_mean_dice`` per validation): each run logs into its own folder, so the curves never mix runs.
+No events -> a warning and no file, so evaluating a downloaded model without its training logs still works.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ __all__ = ["read_scalars", "plot_training_curves"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_TAGS = ("train_loss", "val_mean_dice")
+# what each curve is, for its axis label
+AXIS_LABELS = {"train_loss": "training loss (DSD total)", "val_mean_dice": "validation mean Dice (foreground)"}
 
 
 def read_scalars(log_dir: str | os.PathLike, tags: tuple[str, ...] | None = DEFAULT_TAGS
@@ -37,8 +40,11 @@ def read_scalars(log_dir: str | os.PathLike, tags: tuple[str, ...] | None = DEFA
 
 
 def plot_training_curves(log_dir: str | os.PathLike, output_png: str | os.PathLike,
-                         tags: tuple[str, ...] = DEFAULT_TAGS) -> str | None:
-    """Plot each tag of ``tags`` in its own panel and save ``output_png``; return its path, or None without data."""
+                         tags: tuple[str, ...] = DEFAULT_TAGS, title: str | None = None) -> str | None:
+    """Plot each tag of ``tags`` in its own panel and save ``output_png``; return its path, or None without data.
+
+    The figure is titled with ``title`` (default: the run, i.e. the folder above ``log_dir``); each panel's axes say
+    what they show."""
     scalars = read_scalars(log_dir, tags)
     present = [t for t in tags if scalars[t]]
     if not present:
@@ -55,10 +61,14 @@ def plot_training_curves(log_dir: str | os.PathLike, output_png: str | os.PathLi
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
         ax.set_title(tag)
         ax.set_xlabel("iteration" if tag == "train_loss" else "epoch")
+        ax.set_ylabel(AXIS_LABELS.get(tag, tag))
         ax.grid(alpha=0.3)
+    run = title or f"run {Path(log_dir).resolve().parent.name}"
+    fig.suptitle(run, fontsize=10)
     fig.tight_layout()
     Path(output_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output_png, dpi=100)
     plt.close(fig)
-    logger.info(f"training curves saved to {output_png}")
+    counts = ", ".join(f"{len(scalars[t])} {t}" for t in present)
+    logger.info(f"training curves of {log_dir} ({counts}) saved to {output_png}")
     return str(output_png)

@@ -18,7 +18,8 @@ from typing import Any, Mapping
 
 __all__ = [
     "SplitFacts", "CropFacts", "AugmentationFacts", "DatasetFacts", "BackboneFacts", "PairingFacts", "TrainingFacts",
-    "DATASETS", "BACKBONES", "PAIRINGS", "TRAINING", "STUDY_RESULTS", "pairing", "dataset_of",
+    "Deviation", "DATASETS", "BACKBONES", "PAIRINGS", "TRAINING", "STUDY_RESULTS", "DEVIATIONS", "pairing",
+    "dataset_of", "deviations_for",
 ]
 
 
@@ -53,6 +54,8 @@ class CropFacts:
     num_samples: int
     pos: float
     neg: float
+    pad_mode: str = "constant"  # SpatialPadd mode before the crop
+    cache_fg_bg_indices: bool = False  # FgBgToIndicesd before the crop (computed once, kept in the cache)
     source: str = ""
 
 
@@ -81,9 +84,10 @@ class DatasetFacts:
     crop: CropFacts
     augmentation: AugmentationFacts
     intensity: tuple[Mapping[str, Any], ...]  # MONAI transform configs after orientation/spacing
-    val_interval: int
+    val_interval: int  # ours: the reference code validates every epoch (see DEVIATIONS)
     data_source: str
     data_license: str
+    spacing_before_orientation: bool = False  # the reference code resamples, then reorients
     raw_label_values: tuple[int, ...] | None = None  # on-disk values of classes 1..K-1
     background_values: tuple[int, ...] = ()  # stray on-disk values the reference code maps to background
     target_spacing: tuple[float, float, float] | None = None
@@ -122,7 +126,9 @@ DATASETS: Mapping[str, DatasetFacts] = _frozen({d.key: d for d in (
         split=SplitFacts("blocks", num_folds=5,
                          text="20 cases, 5 folds of 16/4 (fold k validates the k-th block of 4 sorted cases)",
                          source="R data/challenge.py (train_split=4)"),
-        crop=CropFacts(96, 2, 1, 0, source="paper 2.1 (iv); R data/challenge.py"),
+        crop=CropFacts(96, 2, 1, 0, pad_mode="reflect",
+                       source="paper 2.1 (iv); R data/challenge.py (SpatialPadd mode reflect, pos 1, neg 0)"),
+        spacing_before_orientation=True,
         augmentation=AugmentationFacts(0.1, 0.1, 0.5, source="paper 2.1 (v)-(vii); R data/challenge.py"),
         intensity=(
             _frozen({"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -175, "a_max": 250, "b_min": 0.0,
@@ -145,7 +151,9 @@ DATASETS: Mapping[str, DatasetFacts] = _frozen({d.key: d for d in (
                          text="388 train / 72 validation / 24 test (sorted, last 24 test, rest shuffled with "
                               "random.Random(0), last 72 of them validation)",
                          source="R data/MSD_loadBraTS.py"),
-        crop=CropFacts(128, 2, 1, 1, source="paper 2.1 (ii); R data/MSD_loadBraTS.py"),
+        # R pads nothing (MSD BraTS volumes exceed 128^3); the bundle's constant pad is a no-op there (DEVIATIONS)
+        crop=CropFacts(128, 2, 1, 0, pad_mode="constant",
+                       source="paper 2.1 (ii): every patch centred on foreground; R data/MSD_loadBraTS.py (neg 0)"),
         augmentation=AugmentationFacts(0.5, 0.1, 1.0, source="paper 2.1 (iii)-(v); R data/MSD_loadBraTS.py"),
         intensity=(), val_interval=5, real_size=(240, 240, 155),
         # the standard BraTS regions in MSD label values: whole tumour, tumour core, enhancing tumour
@@ -163,7 +171,9 @@ DATASETS: Mapping[str, DatasetFacts] = _frozen({d.key: d for d in (
                          text="first 200 cases train+val (shuffled with random.Random(0), last 30 of them "
                               "validation), last 60 test",
                          source="R data/Hippocampus.py"),
-        crop=CropFacts(32, 16, 1, 1, source="paper 2.1 (iii) (16 samples); R data/Hippocampus.py"),
+        crop=CropFacts(32, 16, 1, 0.1, pad_mode="edge", cache_fg_bg_indices=True,
+                       source="paper 2.1 (iii) (16 samples; R's default 8); R data/Hippocampus.py (pos 1, neg 0.1, "
+                              "FgBgToIndicesd, SpatialPadd mode edge)"),
         augmentation=AugmentationFacts(0.5, 0.1, 1.0, source="paper 2.1 (iv)-(vi); R data/Hippocampus.py"),
         intensity=(_frozen({"_target_": "ScaleIntensityd", "keys": "image", "minv": 0.0, "maxv": 1.0}),),
         val_interval=5, real_size=(36, 50, 36),
@@ -185,6 +195,7 @@ class BackboneFacts:
     kwargs: Mapping[str, Any]
     label: str  # how the paper names it
     paper_params_m: tuple[float, float] | None = None  # (backbone, with DSD), millions, Tables 3 and 7
+    head_init: str = "default"  # R's nnU-Net initialises its heads like its convolutions: "kaiming_normal"
 
     @property
     def class_name(self) -> str:
@@ -202,7 +213,7 @@ def _dynunet(key: str, in_ch: int, out_ch: int, filters: list[int], label: str,
     return BackboneFacts(key, "monai.networks.nets.DynUNet", _frozen({
         "spatial_dims": 3, "in_channels": in_ch, "out_channels": out_ch, "kernel_size": [3, 3, 3, 3, 3],
         "strides": [1, 2, 2, 2, 2], "upsample_kernel_size": [2, 2, 2, 2], "filters": filters,
-        "norm_name": "instance", "res_block": True}), label, params)
+        "norm_name": "instance", "res_block": True}), label, params, head_init="kaiming_normal")
 
 
 def _unetr(key: str, in_ch: int, out_ch: int, roi: int, feature_size: int, label: str,
@@ -288,6 +299,11 @@ class TrainingFacts:
     beta: float = 1.0
     temperature: float = 3.0
     sw_overlap: float = 0.25
+    seed: int = 100  # R: freeze_seed(100)
+    amp: bool = False  # R trains in FP32 (no autocast)
+    val_interval: int = 1  # R (torchmanager fit) validates every epoch
+    checkpoints_reported: str = "last and best"  # R tests both; eval.py defaults to last
+    hd95_unit: str = "voxels"  # R: HausdorffDistanceMetric without spacing; the paper reports mm
 
 
 TRAINING = TrainingFacts()
@@ -298,6 +314,48 @@ STUDY_RESULTS: Mapping[tuple[str, str], Mapping[str, float]] = _frozen({
     ("ablation", "mmwhs_nnunet_dsd"): _frozen({"basic": 76.97, "ds": 83.74, "sdd": 84.02, "sde": 84.42, "dsd": 86.10}),
     ("temperature", "mmwhs_nnunet_dsd"): _frozen({"T1": 85.37, "T2": 85.89, "T3": 86.10, "T4": 86.07}),
 })
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A deliberate difference between the bundles' defaults and the paper / reference code, and how to undo it."""
+
+    setting: str
+    paper: str
+    bundle: str
+    why: str
+    restore: str = ""  # the override that gives the paper's setting, when there is one
+    datasets: tuple[str, ...] = ("mmwhs", "brats", "hippocampus")
+
+
+DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation("precision", "FP32 (R has no autocast)", "AMP when CUDA is available (`amp` defaults to yes on a GPU)",
+              "about half the memory and faster steps on a GPU; CPU runs are FP32 anyway", "--amp false"),
+    Deviation("validation interval", "every epoch (R's torchmanager fit)", "every 10 epochs (MMWHS), every 5 (MSD)",
+              "a sliding-window pass over the validation cases each epoch is a large share of an epoch (72 full "
+              "BraTS volumes); the best model is still chosen by validation Dice", "--val_interval 1"),
+    Deviation("checkpoint shipped", "R evaluates the last and the best checkpoint (eval.py defaults to last)",
+              "models/model.pt is the best on validation; the last state is in models/latest.pt",
+              "one deployable model per training run, chosen on validation"),
+    Deviation("padding before the crop (BraTS)", "none (every MSD BraTS volume exceeds 128^3)",
+              "SpatialPadd to the patch, mode constant", "a no-op on the real data; lets small (demo) volumes train",
+              datasets=("brats",)),
+    Deviation("sliding-window batch", "1 window per forward", "4 windows per forward (`sw_batch_size`)",
+              "speed only: the same windows and the same blending", "--sw_batch_size 1"),
+    Deviation("averaging over cases", "plain means (a class absent from a case makes the mean NaN); overall std "
+              "over the cases x classes matrix", "means over the finite values; n is reported; overall std over "
+              "per-case means", "a structure missing from one case does not void the whole table"),
+    Deviation("determinism", "seed 100 for random/NumPy/torch, cudnn.benchmark on, MONAI transforms unseeded",
+              "seed 100 through MONAI's set_determinism, reseeded every epoch from (seed, rank, epoch)",
+              "an interrupted run resumes exactly; results repeat on the same machine"),
+    Deviation("patches per volume (Hippocampus)", "R's default 8", "16, as the paper states (section 2.1)",
+              "the paper's text wins over the reference code where they disagree", datasets=("hippocampus",)),
+)
+
+
+def deviations_for(dataset: str) -> list[Deviation]:
+    """The deviations that apply to a dataset's bundles."""
+    return [d for d in DEVIATIONS if dataset in d.datasets]
 
 
 def pairing(bundle: str) -> PairingFacts:

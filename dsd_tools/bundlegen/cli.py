@@ -1,6 +1,6 @@
 """``dsd-generate``: (re)write the nine paper bundles from :mod:`dsd_tools.paper`, or check they are up to date.
 
-    dsd-generate                 # write bundles/*/configs, docs, LICENSE, large_files.yml
+    dsd-generate                 # write bundles/*/configs, docs, LICENSE, large_files.yml and docs/REPRODUCING.md
     dsd-generate --check true    # exit 1 if a committed file differs (the test suite runs this check)
 
 Edit the paper table or the writer, regenerate, commit both.
@@ -11,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cli import run_cli
-from ..paths import BUNDLES_DIR
+from ..paths import BUNDLES_DIR, REPO_ROOT
 from . import paper_bundle_specs, stale_files, write_bundle
+from .reproducing import reproducing_md
+
+REPRODUCING = REPO_ROOT / "docs" / "REPRODUCING.md"
 
 __all__ = ["generate", "main"]
 
@@ -28,6 +31,8 @@ def generate(check: bool = False, bundles_dir: str = str(BUNDLES_DIR)) -> None:
     specs = paper_bundle_specs()
     if check:
         stale = stale_files(specs, bundles_dir)
+        if not REPRODUCING.is_file() or REPRODUCING.read_text() != reproducing_md():
+            stale.append(str(REPRODUCING))
         for s in stale:
             print(f"stale: {s}")
         if stale:
@@ -37,7 +42,8 @@ def generate(check: bool = False, bundles_dir: str = str(BUNDLES_DIR)) -> None:
         return
     for spec in specs:
         write_bundle(spec, Path(bundles_dir))
-    print(f"wrote {len(specs)} bundles under {bundles_dir}")
+    REPRODUCING.write_text(reproducing_md())
+    print(f"wrote {len(specs)} bundles under {bundles_dir} and {REPRODUCING}")
 
 
 def main() -> None:

@@ -32,7 +32,8 @@ ERROR_HANDLER = {"_target_": "dsd_components.entry.install_error_handler"}
 
 
 def _load_transforms(spec: BundleSpec, keys: list[str], train: bool, reader: Any = None) -> list[dict[str, Any]]:
-    """Deterministic preprocessing shared by training, evaluation and inference (image only for inference)."""
+    """Deterministic preprocessing: training (padded to the patch, foreground indices cached when the recipe says
+    so), validation and evaluation (no padding: the sliding window pads), inference (image only)."""
     k = keys if len(keys) > 1 else keys[0]
     ds = spec.dataset
     load: dict[str, Any] = {"_target_": "LoadImaged", "keys": k, "image_only": False}
@@ -50,23 +51,33 @@ def _load_transforms(spec: BundleSpec, keys: list[str], train: bool, reader: Any
         t.append({"_target_": "MapLabelValued", "keys": "label", "orig_labels": [0, *raw, *stray],
                   "target_labels": list(range(len(raw) + 1)) + [0] * len(stray)})
     # labels given explicitly: the RAS axis labels MONAI uses today (its default will change; monai >= 1.6 warns)
-    t.append({"_target_": "Orientationd", "keys": k, "axcodes": "RAS", "labels": [["L", "R"], ["P", "A"], ["I", "S"]]})
-    if ds.get("target_spacing"):
-        t.append({"_target_": "Spacingd", "keys": k, "pixdim": list(ds["target_spacing"]),
-                  "mode": ["bilinear", "nearest"][: len(keys)]})
+    orient = {"_target_": "Orientationd", "keys": k, "axcodes": "RAS", "labels": [["L", "R"], ["P", "A"], ["I", "S"]]}
+    spacing = [{"_target_": "Spacingd", "keys": k, "pixdim": list(ds["target_spacing"]),
+                "mode": ["bilinear", "nearest"][: len(keys)]}] if ds.get("target_spacing") else []
+    t += spacing + [orient] if spec.spacing_before_orientation else [orient] + spacing
     t += [dict(x) for x in spec.intensity]
     if train:
-        t.append({"_target_": "SpatialPadd", "keys": k, "spatial_size": "@patch_size"})
+        t.append({"_target_": "SpatialPadd", "keys": k, "spatial_size": "@patch_size", "mode": "@pad_mode"})
+        if spec.cache_fg_bg_indices:  # computed once per case and cached, instead of a label scan per draw
+            t.append({"_target_": "FgBgToIndicesd", "keys": "label", "image_key": "image", "image_threshold": 0})
     t.append({"_target_": "EnsureTyped", "keys": k, "dtype": ["$torch.float32", "$torch.uint8"][: len(keys)]})
     return t
 
 
+def _training_reader(spec: BundleSpec) -> str | None:
+    """NIfTI datasets (every paper dataset, most nnU-Net ones) name MONAI's NibabelReader, so MONAI does not build
+    (and, with pydicom installed, warn about) every reader it knows; other file endings keep MONAI's choice."""
+    return "NibabelReader" if str(spec.dataset.get("file_ending", ".nii.gz")).endswith((".nii", ".nii.gz")) else None
+
+
 def _random_transforms(spec: BundleSpec) -> list[dict[str, Any]]:
-    t: list[dict[str, Any]] = [
-        {"_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"], "label_key": "label",
-         "spatial_size": "@patch_size", "pos": spec.pos, "neg": spec.neg, "num_samples": "@num_samples",
-         "image_key": "image", "image_threshold": 0, "allow_smaller": False},
-    ]
+    crop: dict[str, Any] = {
+        "_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"], "label_key": "label",
+        "spatial_size": "@patch_size", "pos": spec.pos, "neg": spec.neg, "num_samples": "@num_samples",
+        "image_key": "image", "image_threshold": 0, "allow_smaller": False}
+    if spec.cache_fg_bg_indices:
+        crop.update(fg_indices_key="label_fg_indices", bg_indices_key="label_bg_indices")
+    t: list[dict[str, Any]] = [crop]
     t += [{"_target_": "RandFlipd", "keys": ["image", "label"], "prob": spec.flip_prob, "spatial_axis": a}
           for a in range(3)]
     t += [
@@ -101,7 +112,8 @@ def _network_def(spec: BundleSpec) -> dict[str, Any]:
 def _header(spec: BundleSpec, project_code: bool) -> dict[str, Any]:
     return {
         "imports": ["$import os", "$import sys", "$import glob", "$import torch", "$import monai"]
-        + (["$import dsd_components", "$import dsd_components.entry"] if project_code else []),
+        + (["$import dsd_components", "$import dsd_components.entry", "$import dsd_components.knobs"]
+           if project_code else []),
         "bundle_root": dict(RUNTIME_BUNDLE_ROOT),
         "error_handler": dict(ERROR_HANDLER),
         "dataset_dir": spec.dataset_dir or "$@bundle_root + '/data'",
@@ -113,6 +125,17 @@ def _header(spec: BundleSpec, project_code: bool) -> dict[str, Any]:
     }
 
 
+def _flag(name: str) -> str:
+    """A boolean knob as its consumer reads it: ``--amp false`` arrives as the text 'false', which Python calls true;
+    :func:`dsd_components.knobs.as_bool` reads what people type and names the knob on anything else."""
+    return f"dsd_components.knobs.as_bool(@{name}, '{name}')"
+
+
+def _flag_component(name: str) -> dict[str, Any]:
+    """:func:`_flag` for configs without project import lines (inference.json): built when first used."""
+    return {"_target_": "dsd_components.knobs.as_bool", "value": f"@{name}", "name": name}
+
+
 def _datalists() -> str:
     return "$dsd_components.data.build_datalist(@dataset, @dataset_dir, fold=@fold, datalist=@datalist)"
 
@@ -120,24 +143,27 @@ def _datalists() -> str:
 def train_config(spec: BundleSpec) -> dict[str, Any]:
     cfg = _header(spec, project_code=True)
     cfg["imports"] += ["$import ignite", "$import dsd_components.data", "$import dsd_components.integrity",
-                       "$import dsd_components.handlers"]
+                       "$import dsd_components.handlers", "$import dsd_components.runs"]
     cfg.update({
         "dataset": dict(spec.dataset),
         "datalist": None,
         "fold": 0,
-        "seed": 0,
+        "seed": spec.seed,
         "num_epochs": spec.epochs,
         "val_interval": spec.val_interval,
         "learning_rate": spec.learning_rate,
         "weight_decay": spec.weight_decay,
         "lr_step_decay": spec.step_decay,
         "num_samples": spec.num_samples,
-        "num_workers": 4,
+        "pad_mode": spec.pad_mode,
+        # as many loader workers as the machine has cores, at most 4 (more only make PyTorch warn)
+        "num_workers": "$min(4, os.cpu_count() or 1)",
         "cache_rate": 1.0,
         "amp": "$torch.cuda.is_available()",
         "sw_batch_size": 4,
         "check_data": True,
         "resume": True,
+        "run_name": None,
         "dsd_mode": "dsd",
         "dsd_lambda": spec.lambda_ds,
         "dsd_alpha": spec.alpha,
@@ -145,19 +171,26 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
         "temperature": spec.temperature,
         "detach_teacher": False,
         "ckpt_dir": "$@bundle_root + '/models'",
-        "log_dir": "$@bundle_root + '/logs'",
+        # the run folder (models/runs/<time>[-run_name]/) this training writes into, and the bundle's training lock:
+        # a new folder, or the newest one when it is unfinished and resume is on (dsd_components/runs.py)
+        "training_run": {"_target_": "dsd_components.runs.TrainingRun", "models_dir": "@ckpt_dir",
+                         "max_epochs": "@train#trainer#max_epochs", "resume": "@resume", "name": "@run_name"},
+        "log_dir": "$@training_run.log_dir",
         "datalists": _datalists(),
-        "dsd_network": {"_target_": "dsd_components.DSDNetwork", "backbone": "@network_def", "mode": "@dsd_mode"},
+        "dsd_network": {"_target_": "dsd_components.DSDNetwork", "backbone": "@network_def", "mode": "@dsd_mode",
+                        "head_init": spec.head_init},
         "network": "$@dsd_network.to(@device)",
         "loss": {"_target_": "dsd_components.DSDLoss", "mode": "@dsd_mode", "lambda_ds": "@dsd_lambda",
                  "alpha": "@dsd_alpha", "beta": "@dsd_beta", "temperature": "@temperature",
-                 "detach_teacher": "@detach_teacher"},
+                 "detach_teacher": f"${_flag('detach_teacher')}"},
         "optimizer": {"_target_": "torch.optim.AdamW", "params": "$@network.parameters()", "lr": "@learning_rate",
                       "weight_decay": "@weight_decay"},
         "lr_scheduler": {"_target_": "torch.optim.lr_scheduler.StepLR", "optimizer": "@optimizer",
-                         "step_size": "$max(1, @num_epochs // 6) if @lr_step_decay else 10**9", "gamma": 0.5},
+                         "step_size": f"$max(1, @num_epochs // 6) if {_flag('lr_step_decay')} else 10**9",
+                         "gamma": 0.5},
         "train": {
-            "deterministic_transforms": _load_transforms(spec, ["image", "label"], train=True),
+            "deterministic_transforms": _load_transforms(spec, ["image", "label"], train=True,
+                                                         reader=_training_reader(spec)),
             "random_transforms": _random_transforms(spec),
             "preprocessing": {"_target_": "Compose",
                               "transforms": "$@train#deterministic_transforms + @train#random_transforms"},
@@ -169,26 +202,33 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                            "num_workers": "@num_workers", "persistent_workers": "$@num_workers > 0"},
             "inferer": {"_target_": "SimpleInferer"},
             "handlers": [
+                {"_target_": "dsd_components.console.TrainingAnnouncer", "num_samples": "@num_samples",
+                 "patch_size": "@patch_size", "device": "@device", "amp": f"${_flag('amp')}",
+                 "dsd_mode": "@dsd_mode", "ckpt_dir": "@ckpt_dir", "log_dir": "@log_dir",
+                 "validator": "@validate#evaluator"},
                 {"_target_": "LrScheduleHandler", "lr_scheduler": "@lr_scheduler", "print_lr": True},
                 {"_target_": "ValidationHandler", "validator": "@validate#evaluator", "epoch_level": True,
                  "interval": "@val_interval"},
-                {"_target_": "dsd_components.handlers.DSDCheckpointer", "save_dir": "@ckpt_dir",
+                {"_target_": "dsd_components.handlers.DSDCheckpointer", "run": "@training_run",
                  "network": "@network", "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler",
-                 "validator": "@validate#evaluator", "key_metric": "val_mean_dice", "resume": "@resume",
+                 "validator": "@validate#evaluator", "key_metric": "val_mean_dice",
                  "seed": "@seed", "transform": "@train#preprocessing"},
+                {"_target_": "dsd_components.handlers.FiniteLossGuard", "loss_function": "@loss",
+                 "run": "@training_run"},
                 {"_target_": "StatsHandler", "tag_name": "train_loss",
                  "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
                 {"_target_": "TensorBoardStatsHandler", "log_dir": "@log_dir", "tag_name": "train_loss",
                  "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
-                {"_target_": "ignite.handlers.ProgressBar", "persist": False},
             ],
             "trainer": {"_target_": "SupervisedTrainer", "max_epochs": "@num_epochs", "device": "@device",
                         "train_data_loader": "@train#dataloader", "network": "@network", "loss_function": "@loss",
-                        "optimizer": "@optimizer", "inferer": "@train#inferer", "amp": "@amp",
+                        "optimizer": "@optimizer", "inferer": "@train#inferer", "amp": f"${_flag('amp')}",
                         "train_handlers": "@train#handlers"},
         },
         "validate": {
-            "preprocessing": {"_target_": "Compose", "transforms": "$@train#deterministic_transforms"},
+            "preprocessing": {"_target_": "Compose",
+                              "transforms": _load_transforms(spec, ["image", "label"], train=False,
+                                                             reader=_training_reader(spec))},
             "dataset": {"_target_": "CacheDataset", "data": "$@datalists['validation']",
                         "transform": "@validate#preprocessing", "cache_rate": "@cache_rate",
                         "num_workers": "@num_workers", "copy_cache": False},
@@ -207,16 +247,18 @@ def train_config(spec: BundleSpec) -> dict[str, Any]:
                           "val_data_loader": "@validate#dataloader", "network": "@network",
                           "inferer": "@validate#inferer", "postprocessing": "@validate#postprocessing",
                           "key_val_metric": "@validate#key_metric", "val_handlers": "@validate#handlers",
-                          "amp": "@amp"},
+                          "amp": f"${_flag('amp')}"},
         },
         # the lists the datasets really use: MONAI Label replaces train#dataset#data and validate#dataset#data
         "check_lists": {"training": "@train#dataset#data", "validation": "@validate#dataset#data"},
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, datalist=@check_lists, "
-                         "patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if @check_data else 0, "
-                         "network=@network_def)",
-        "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+                         f"patch_size=@patch_size, dsd_mode=@dsd_mode, max_cases=None if {_flag('check_data')} else 0, "
+                         "network=@network_def, pad_mode=@pad_mode)",
+        # the run folder and the lock come first: a second training on this bundle stops before any work
+        "initialize": [INSTALL_ERROR_HANDLER, "$@training_run", "$monai.utils.set_determinism(seed=@seed)",
+                       "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
-        "finalize": [],
+        "finalize": ["$@training_run.close()"],
     })
     _add_tracking_details(cfg, spec)
     return cfg
@@ -244,19 +286,23 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
     """``evaluate.json``: a delta read on top of ``train.json``, the model zoo's way
     (``--config_file "['configs/train.json','configs/evaluate.json']"``).
 
-    It keeps train.json's dataset facts, split, network definition, sliding-window inferer and scoring, and swaps in
-    the stock backbone loaded from models/model.pt, the split to score (``eval_split``), per-case Dice and HD95 (mm)
-    written by PerClassCSV, the provenance record the packager checks, and the training-curve PNG. Its evaluator
-    keeps MONAI's default ids (``evaluator``, ``handlers``), so ``--tracking mlflow`` closes the evaluation run.
+    It keeps train.json's dataset facts, split, network definition, validation preprocessing (no padding),
+    sliding-window inferer and scoring, and swaps in the stock backbone loaded from models/model.pt, the split to score
+    (``eval_split``), per-case Dice and HD95 (mm and voxels) written by PerClassCSV, the provenance record the
+    packager checks, the training run the model came from (its curves are plotted, a copy of the results is kept in
+    its folder) and a lock on the output folder. Its evaluator keeps MONAI's default ids (``evaluator``,
+    ``handlers``), so ``--tracking mlflow`` closes the evaluation run.
     """
     cfg: dict[str, Any] = {
-        "+imports": ["$import dsd_components.metrics", "$import dsd_components.plots"],
+        "+imports": ["$import dsd_components.metrics", "$import dsd_components.plots", "$import dsd_components.runs"],
         "eval_split": "testing",
         "network": "$@network_def.to(@device)",
         "class_names": spec.class_names[1:],
         "model_path": "$@bundle_root + '/models/model.pt'",
-        "validate#preprocessing": {"_target_": "Compose",
-                                   "transforms": _load_transforms(spec, ["image", "label"], train=False)},
+        # the training run models/model.pt comes from (None: a model from elsewhere); never train.json's own run
+        "model_run": "$dsd_components.runs.published_run_dir(@bundle_root + '/models')",
+        "log_dir": "$(@model_run or @bundle_root) + '/logs'",
+        "output_lock": {"_target_": "dsd_components.runs.FolderLock", "folder": "@output_dir", "kind": "evaluate"},
         "validate#dataset": {"_target_": "Dataset", "data": "$@datalists[@eval_split]",
                              "transform": "@validate#preprocessing"},
         "validate#dataloader": {"_target_": "DataLoader", "dataset": "@validate#dataset", "batch_size": 1,
@@ -266,7 +312,7 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
              "map_location": "@device"},
             {"_target_": "StatsHandler", "iteration_log": False},
             {"_target_": "dsd_components.metrics.PerClassCSV", "save_dir": "@output_dir",
-             "class_names": "@class_names", "metric_names": ["mean_dice", "mean_hd95"]},
+             "class_names": "@class_names", "metric_names": ["mean_dice", "mean_hd95", "mean_hd95_vox"]},
         ],
         "key_metric": {"mean_dice": {"_target_": "MeanDice", "include_background": False, "reduction": "mean",
                                      "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
@@ -275,17 +321,27 @@ def evaluate_config(spec: BundleSpec) -> dict[str, Any]:
                                                            "include_background": False, "percentile": 95,
                                                            "reduction": "mean"},
                                              "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
-                                             "save_details": True}},
+                                             "save_details": True},
+                               # the reference code's unit (MONAI's metric without spacing), to compare with R
+                               "mean_hd95_vox": {"_target_": "IgniteMetricHandler",
+                                                 "metric_fn": {"_target_": "dsd_components.metrics.HausdorffDistanceMM",
+                                                               "include_background": False, "percentile": 95,
+                                                               "reduction": "mean", "unit": "voxel"},
+                                                 "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
+                                                 "save_details": True}},
         "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@validate#dataloader",
                       "network": "@network", "inferer": "@validate#inferer", "postprocessing": "@validate#postprocessing",
                       "key_val_metric": "@key_metric", "additional_metrics": "@additional_metrics",
-                      "val_handlers": "@handlers", "amp": "@amp"},
+                      "val_handlers": "@handlers", "amp": f"${_flag('amp')}"},
         "check_dataset": "$dsd_components.integrity.preflight(@dataset, @dataset_dir, "
                          "datalist={@eval_split: @validate#dataset#data}, splits=(@eval_split,), "
-                         "max_cases=None if @check_data else 0, model_path=@model_path)",
-        "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
+                         f"max_cases=None if {_flag('check_data')} else 0, model_path=@model_path)",
+        # one evaluation at a time writes into output_dir; the evaluated run is fixed before the model is loaded
+        "initialize": [INSTALL_ERROR_HANDLER, "$@output_lock", "$@model_run",
+                       "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
-        "finalize": [PLOT_CURVES],
+        "finalize": [PLOT_CURVES, "$dsd_components.runs.record_evaluation(@model_run, @output_dir)",
+                     "$@output_lock.release()"],
     }
     _add_evaluation_record(cfg)
     if spec.regions:
@@ -350,6 +406,7 @@ def inference_config(spec: BundleSpec) -> dict[str, Any]:
         "in_channels": "@network_def#in_channels",
         "image_reader": None,
         "check_cases": True,
+        "amp": "$torch.cuda.is_available()",
         # (cases to segment, one line per skipped case): a file, a folder, nnU-Net channel files, DICOM series,
         # a dataset folder or a datalist .json
         "selection": {"_target_": "dsd_components.inference.select_cases", "dataset_dir": "@dataset_dir",
@@ -389,7 +446,7 @@ def inference_config(spec: BundleSpec) -> dict[str, Any]:
         ],
         "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
                       "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
-                      "val_handlers": "@handlers", "amp": "$torch.cuda.is_available()"},
+                      "val_handlers": "@handlers", "amp": _flag_component("amp")},
         "initialize": [INSTALL_ERROR_HANDLER, "$monai.utils.set_determinism(seed=0)"],
         "run": ["$@evaluator.run()"],
         "finalize": ["$@report.finish()"],
@@ -423,7 +480,7 @@ def _distributed_sampler(dataset_ref: str) -> dict[str, Any]:
 # Handlers that only log: created on rank 0 only (a disabled list item is dropped by MONAI's config parser), so other
 # ranks write no TensorBoard files and print no duplicate lines. PerClassCSV is not listed: it all-gathers file
 # names, so every rank must run it (it writes on rank 0 only).
-RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "ignite.handlers.ProgressBar")
+RANK0_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "dsd_components.console.TrainingAnnouncer")
 
 
 def _rank0_only(handler_lists: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
@@ -458,9 +515,10 @@ def multi_gpu_train_config(spec: BundleSpec) -> dict[str, Any]:
         "validate#dataloader#sampler": "@validate#sampler",
         **_rank0_only({"train#handlers": train["train"]["handlers"],
                        "validate#handlers": train["validate"]["handlers"]}),
-        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$monai.utils.set_determinism(seed=@seed + @rank)",
-                       "$@check_dataset"],
+        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$@training_run",
+                       "$monai.utils.set_determinism(seed=@seed + @rank)", "$@check_dataset"],
         "run": ["$@train#trainer.run()"],
+        "finalize": ["$@training_run.close()", *_ddp_common()["finalize"]],
     }
 
 
@@ -474,8 +532,9 @@ def multi_gpu_evaluate_config(spec: BundleSpec) -> dict[str, Any]:
         "validate#sampler": _distributed_sampler("@validate#dataset"),
         "validate#dataloader#sampler": "@validate#sampler",
         **_rank0_only({"handlers": evaluate_config(spec)["handlers"]}),
-        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$monai.utils.set_determinism(seed=@seed)",
-                       "$@check_dataset"],
+        "initialize": [INSTALL_ERROR_HANDLER, "$@dist_init", "$@output_lock", "$@model_run",
+                       "$monai.utils.set_determinism(seed=@seed)", "$@check_dataset"],
         "run": ["$@evaluator.run()"],
-        "finalize": [PLOT_CURVES, *common["finalize"]],
+        "finalize": [PLOT_CURVES, "$dsd_components.runs.record_evaluation(@model_run, @output_dir)",
+                     "$@output_lock.release()", *common["finalize"]],
     }

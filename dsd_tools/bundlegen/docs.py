@@ -60,6 +60,21 @@ def bundle_readme(spec: BundleSpec) -> str:
     return _readme(spec)
 
 
+def _differences_section(spec: BundleSpec) -> str:
+    """The bundle's deliberate differences from the paper and its reference code, from the paper table."""
+    rows = "\n".join(f"| {d.setting} | {d.paper} | {d.bundle} | {d.why} | {f'`{d.restore}`' if d.restore else '-'} |"
+                      for d in spec.deviations)
+    return f"""## **Differences from the paper**
+The defaults follow the paper and its reference code (crop centring, padding, split, label mapping, transform order,
+head initialisation, seed); evaluation reports HD95 in mm (the paper's unit) and in voxels (`mean_hd95_vox`, the
+reference code's unit). These differences are deliberate:
+
+| setting | paper / reference code | this bundle | why | paper's setting |
+|---|---|---|---|---|
+{rows}
+"""
+
+
 def _plan_section(spec: BundleSpec) -> str:
     """The planner's decisions (``plan.json``), each with its reason."""
     assert spec.plan is not None
@@ -70,7 +85,7 @@ def _plan_section(spec: BundleSpec) -> str:
             ("memory estimate (GiB)", round(p["vram_estimate_gb"], 2)), ("GPU budget (GiB)", spec.plan["gpu_memory_gb"])]
     table = "\n".join(f"| {k} | `{v}` |" for k, v in rows)
     why = "\n".join(f"- **{k}**: {v}" for k, v in spec.plan["why"].items())
-    return f"""## Plan (`dsd-new-bundle`, nnU-Net's rules; all of it in `plan.json`)
+    return f"""## **Plan** (`dsd-new-bundle`, nnU-Net's rules; all of it in `plan.json`)
 Fingerprint ({spec.plan['dataset']['cases']} cases, {fp['source']}): median spacing
 `{[round(x, 3) for x in fp['median_spacing']]}`, median shape `{fp['median_shape']}`.
 

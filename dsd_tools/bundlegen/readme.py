@@ -148,6 +148,7 @@ def _usage(spec: BundleSpec) -> str:
 python -m monai.bundle run --config_file bundles/{n}/configs/train.json --dataset_dir /data/{d}
 python -m monai.bundle run --config_file {pair} --dataset_dir /data/{d}
 python -m monai.bundle run --config_file bundles/{n}/configs/inference.json --dataset_dir /data/new_cases
+dsd-runs list {n}      # the training runs and their scores; dsd-runs promote {n} RUN
 ```
 
 `evaluate.json` is a delta read on top of `train.json` (the model zoo's layering): it keeps the training config's data,
@@ -165,7 +166,7 @@ torchrun --nproc_per_node 2 -m monai.bundle run --config_file \\
 Without `--dataset_dir` the configs read `data/` (training, evaluation) and `inputs/` (inference) inside the bundle
 folder. Common overrides: `--fold`, `--num_epochs`, `--val_interval`, `--learning_rate`, `--patch_size`,
 `--num_workers`, `--device`, `--amp`, `--output_dir`, `--dsd_mode`, `--dsd_lambda`, `--dsd_alpha`, `--dsd_beta`,
-`--temperature`.
+`--temperature`, `--resume`, `--run_name`.
 
 #### **Inference inputs**
 `--dataset_dir` of `inference.json` may be a single image (`.nii.gz`, `.nii`, `.nrrd`, `.mha`), a folder of images, a
@@ -178,10 +179,11 @@ ends with `wrote N prediction(s) to DIR` and exit code 1 when any case failed (2
 `--check_cases false` skips the checks.
 
 #### **Evaluation output**
-`--output_dir` (default `eval/`) receives `per_case_metrics.csv` (Dice and HD95 in mm per case and foreground class),
-`summary.csv` (mean, std, median and n per class and overall; an absent structure scores NaN and is left out of the
-means), `evaluation.json` (the sha256 of the weights scored, the split, fold and number of cases) and
-`training_curves.png` (training loss and validation Dice from `logs/`).{_regions_note(spec)}
+`--output_dir` (default `eval/`) receives `per_case_metrics.csv` (Dice, HD95 in mm and HD95 in voxels per case and
+foreground class), `summary.csv` (mean, std, median and n per class and overall; an absent structure scores NaN and is
+left out of the means), `evaluation.json` (the sha256 of the weights scored, the split, fold and number of cases) and
+`training_curves.png`: the training loss and validation Dice of the run `models/model.pt` comes from, and of no other
+run. A copy of the results is kept in that run's `eval/` folder (what `dsd-runs list` shows).{_regions_note(spec)}
 
 #### **Experiment tracking (optional: MLflow)**
 MLflow is optional (MONAI 1.6 reads only `required_packages_version`, so it is not listed there):
@@ -191,6 +193,45 @@ Dice, every run logs its settings as params (`dsd_mode`, `dsd_lambda`, `dsd_alph
 `patch_size`, `fold`, `learning_rate`, `num_epochs`, `seed`, ...) and each loss term as metrics (`loss_main`,
 `loss_ds`, `loss_kl_enc`, `loss_kl_dec` per iteration, `epoch_loss_*` per epoch), so the runs of an ablation compare
 side by side in `mlflow ui --backend-store-uri sqlite:///runs.db`."""
+
+
+def _checkpoints(spec: BundleSpec) -> str:
+    """What a user sees when training again, after a crash, with two trainings, a NaN loss or a full disk: the
+    messages quoted are the ones the code prints (a test holds the two together)."""
+    n = spec.name
+    return f"""Every training run writes into its own folder, `models/runs/<YYYYmmdd-HHMMSS>[-<run_name>]/`: `latest.pt` (after
+every epoch, written atomically), `model.pt` (the run's best backbone), `config.json` (the merged config it ran with),
+`run.json` (status, command, epochs, best score), `logs/` (its TensorBoard events) and, once evaluated, `eval/`.
+`models/model.pt`, what inference, evaluation and MONAI Label load, is a copy of the current run's best backbone.
+Training deletes nothing. What you see in each case:
+
+- **Training again** (the newest run is finished, or `--resume false`, or another `--run_name NAME`) starts a new run
+  folder. When its first best model replaces `models/model.pt`, the log names the model it replaced: `... published
+  as models/model.pt, replacing the model of run RUN, which stays in models/runs/RUN/model.pt (dsd-runs promote RUN
+  puts it back)`. `dsd-runs list {n}` lists the runs with epochs, best validation Dice and test Dice (`*` marks
+  the one in `models/model.pt`); `dsd-runs promote {n} RUN` makes any run's model `models/model.pt` again. A
+  `models/model.pt` from elsewhere (a package, a copy) is first kept in a run folder of its own (`<time>-imported`).
+- **After a crash or kill** the same command resumes the newest run from its `latest.pt` (model, optimizer,
+  scheduler, AMP scaler, epoch, best score; random state is reseeded per epoch, so with `--num_workers 0` the
+  interrupted epoch is replayed exactly; with worker processes it draws other random patches). Raising
+  `--num_epochs` above a finished run's epochs continues it.
+- **One training per bundle.** A second training on the same bundle (another command, or MONAI Label's Train button)
+  stops before any work, exit code 2: `ERROR: .../models is in use by another training (pid P on host H, started T,
+  command: C); this training stopped before doing anything. Wait for it to finish or stop it (kill P); ...`. The lock,
+  `models/train.lock`, is released when a run ends, also on an error. A lock left by a killed run (kill -9, power cut)
+  is taken over with a warning, `Taking over the stale training lock ... no longer runs on this host (killed or
+  crashed)`, so resuming needs only the same command. A lock held from another host cannot be checked from here and
+  is respected: if that machine is gone, delete `models/train.lock`. Two evaluations writing into the same
+  `--output_dir` exclude each other the same way (`evaluate.lock`).
+- **A NaN or Inf loss** stops the run at once, before the epoch's checkpoint: `ERROR: training stopped: the loss is
+  nan at epoch E, iteration I of N (...); non-finite term(s): main DiceCE (nan), deep supervision (nan), encoder KL
+  (nan), decoder KL (nan); case(s) in the batch: FILE (its image holds NaN/Inf voxels). Nothing was saved from this
+  epoch: .../latest.pt keeps epoch E-1, the last finite state. ...`. Under AMP, optimizer steps that the GradScaler
+  skips (overflowing gradients, finite loss) are counted and logged per epoch, not treated as failures.
+- **A failed write** (full disk, no permission) stops the run and keeps the previous file: `ERROR: training stopped
+  at the end of epoch E: cannot write .../latest.pt: no space left on device (ENOSPC) (it needs about X MB; Y MB free
+  there); the previous latest.pt is unchanged. Free space on the disk of ... Then run the same command: it resumes
+  from epoch E-1`. The same holds for `model.pt` and `models/model.pt`."""
 
 
 def _regions_note(spec: BundleSpec) -> str:
@@ -253,6 +294,11 @@ def bundle_readme(spec: BundleSpec) -> str:
         from .docs import _plan_section
 
         plan = _plan_section(spec)
+    differences = ""
+    if spec.deviations:
+        from .docs import _differences_section
+
+        differences = "\n" + _differences_section(spec)
     swin = ""
     if cls == "SwinUNETR":
         swin = ("\n- TorchScript: MONAI's SwinUNETR cannot be scripted (`torch.jit.script` fails on "
@@ -310,15 +356,15 @@ Training only, {spec.num_samples} patches per volume:
   {spec.epochs} epochs.
 - Validation every {spec.val_interval} epochs: sliding window {patch}, overlap 0.25, mean foreground Dice; the best
   backbone is saved as `models/model.pt`.
-- Checkpoints: `models/latest.pt` after every epoch, written atomically; running the same command again after a crash
-  or kill resumes from it (model, optimiser, scheduler, epoch, best score). `--resume false` starts over; a finished
-  run is moved to `models/previous_run/` instead of being resumed.
+
+## **Checkpoints**
+{_checkpoints(spec)}
 
 ## **System Configuration**
 {_system(spec)}
 
 {plan}{performance_section(_performance_paper(spec)).rstrip()}
-
+{differences}
 ## **Additional Usage Steps**
 {_usage(spec)}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..paper import DATASETS, PAIRINGS, TRAINING, PairingFacts, pairing
+from ..paper import BACKBONES, DATASETS, PAIRINGS, TRAINING, PairingFacts, deviations_for, pairing
 
 __all__ = ["BundleSpec", "paper_bundle_spec", "paper_bundle_specs", "VERSION", "CHANGELOG"]
 
@@ -60,6 +60,12 @@ class BundleSpec:
     step_decay: bool
     val_interval: int
     shift_offset: float = 0.1
+    pad_mode: str = "constant"
+    cache_fg_bg_indices: bool = False
+    spacing_before_orientation: bool = False
+    head_init: str = "default"
+    seed: int = TRAINING.seed
+    deviations: tuple[Any, ...] = ()  # dsd_tools.paper.Deviation entries listed in the README
     regions: Mapping[str, tuple[int, ...]] | None = None
     data_source: str = ""
     data_license: str = ""
@@ -102,7 +108,10 @@ def paper_bundle_spec(name: str) -> BundleSpec:
         network_def=backbone_config(p.backbone), patch=(d.crop.patch,) * 3, intensity=tuple(d.intensity),
         num_samples=d.crop.num_samples, pos=d.crop.pos, neg=d.crop.neg, flip_prob=d.augmentation.flip_prob,
         rot90_prob=d.augmentation.rot90_prob, shift_prob=d.augmentation.shift_prob,
-        shift_offset=d.augmentation.shift_offset, epochs=p.epochs, learning_rate=p.learning_rate,
+        shift_offset=d.augmentation.shift_offset, pad_mode=d.crop.pad_mode,
+        cache_fg_bg_indices=d.crop.cache_fg_bg_indices, spacing_before_orientation=d.spacing_before_orientation,
+        head_init=BACKBONES[p.backbone].head_init, deviations=tuple(deviations_for(p.dataset)),
+        epochs=p.epochs, learning_rate=p.learning_rate,
         step_decay=p.step_decay, val_interval=d.val_interval,
         regions=d.regions,
         data_source=d.data_source, data_license=d.data_license, paper=p,

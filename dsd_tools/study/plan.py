@@ -5,7 +5,7 @@ own folder, so the repository's bundles are never written to::
 
     <out_dir>/runs/<bundle>/<setting>-fold<k>-seed<s>-<hash>/
         bundle/configs/*.json     the configs the run used (copied from the bundle)
-        bundle/models/            latest.pt (resume), model.pt (best backbone)
+        bundle/models/            model.pt (best backbone); runs/<time>/ latest.pt (resume), run.json, config.json
         bundle/logs/              TensorBoard events (train_loss per iteration, val_mean_dice per validation)
         train_args.json           ``python -m monai.bundle run --args_file train_args.json`` reproduces training
         eval_args.json            ... and evaluation (per_case_metrics.csv / summary.csv in eval/)

@@ -53,9 +53,10 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import dsd_components
+from dsd_components.export import atomic_copy, atomic_write, write_error
 
 from ..bundlegen.configs import RUNTIME_BUNDLE_ROOT, STDLIB_BUNDLE_ROOT
 from ..bundlegen.readme import PERFORMANCE_HEADING, performance_section
@@ -171,9 +172,7 @@ def _host_large_files(bundle: Path, dist: Path, name: str, version: str) -> Path
     for rel in LARGE_FILES:
         if (bundle / rel).is_file():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            tmp = (target / rel).with_suffix(".tmp")
-            shutil.copyfile(bundle / rel, tmp)
-            os.replace(tmp, target / rel)
+            atomic_copy(bundle / rel, target / rel)
     return target
 
 
@@ -296,23 +295,35 @@ def _release_metadata(bundle: Path, metrics: dict[str, float]) -> None:
 
 
 def _zip(folder: Path, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and "__pycache__" not in p.parts:
+    """Write the zip atomically: a failed write (full disk, no permission) keeps the previous zip.
+
+    Raises:
+        CheckpointError: ``out`` could not be written; the message names it, the reason and the space needed.
+    """
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+
+    def write(f: BinaryIO) -> None:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            for p in files:
                 info = zipfile.ZipInfo(str(Path(folder.name) / p.relative_to(folder)), date_time=ZIP_DATE)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 z.writestr(info, p.read_bytes())
-    os.replace(tmp, out)
+
+    atomic_write(out, write, size_hint=sum(p.stat().st_size for p in files))
 
 
 def update_index(dist: str | os.PathLike, name: str, version: str, zip_path: Path) -> Path:
+    """Add the package to the local index, atomically (a failed write keeps the previous index).
+
+    Raises:
+        CheckpointError: the index could not be written.
+    """
     index = Path(dist) / INDEX_NAME
     info = json.loads(index.read_text()) if index.is_file() else {}
     info[f"{name}_v{version}"] = {"checksum": sha256(zip_path), "source": zip_path.resolve().as_uri()}
-    index.write_text(json.dumps(dict(sorted(info.items())), indent=4) + "\n")
+    text = (json.dumps(dict(sorted(info.items())), indent=4) + "\n").encode()
+    atomic_write(index, lambda f: f.write(text), size_hint=len(text))
     return index
 
 
@@ -365,6 +376,24 @@ def package(name: str, weights: str | None = None, dist: str = str(DIST_DIR), ur
     over = bundle_overrides(net_override, "net_override")
     dist_path = Path(dist)
     url_base = url_base or default_url_base(dist_path)
+    try:
+        out, zoo, hosted = _build_package(src, name, version, weights_path, over, dist_path, url_base, evaluation)
+    except OSError as exc:  # a failed write names the folder and keeps the previous release files whole
+        where = exc.filename or tempfile.gettempdir()
+        raise write_error(Path(where), exc) from exc
+    big = [str(p) for p in zoo.rglob("*") if p.is_file() and p.stat().st_size > ZOO_FILE_LIMIT]
+    if big:
+        raise ValueError(f"{zoo}: files over the zoo's 25 MB pull-request limit: {big}")
+    index = update_index(dist, name, version, out)
+    print(f"wrote {out} (sha256 {sha256(out)}); index {index}")
+    print(f"zoo submission {zoo} (large files from {url_base}); host {hosted} there")
+    return str(out)
+
+
+def _build_package(src: Path, name: str, version: str, weights_path: Path, over: dict[str, Any], dist_path: Path,
+                   url_base: str, evaluation: dict[str, Any] | None) -> tuple[Path, Path, Path]:
+    """The bundle assembled in a temporary folder, then zipped (atomically) to ``dist_path``; also its zoo folder
+    and hosted weights. Returns (zip, zoo folder, hosted weights folder)."""
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / name
         shutil.copytree(src, bundle, ignore=shutil.ignore_patterns("models", "eval", "logs", "__pycache__", "dist"))
@@ -387,13 +416,7 @@ def package(name: str, weights: str | None = None, dist: str = str(DIST_DIR), ur
         if zoo.exists():
             shutil.rmtree(zoo)
         shutil.copytree(bundle, zoo, ignore=shutil.ignore_patterns("models"))
-    big = [str(p) for p in zoo.rglob("*") if p.is_file() and p.stat().st_size > ZOO_FILE_LIMIT]
-    if big:
-        raise ValueError(f"{zoo}: files over the zoo's 25 MB pull-request limit: {big}")
-    index = update_index(dist, name, version, out)
-    print(f"wrote {out} (sha256 {sha256(out)}); index {index}")
-    print(f"zoo submission {zoo} (large files from {url_base}); host {hosted} there")
-    return str(out)
+    return out, zoo, hosted
 
 
 class PackageChecksumError(UsageError):

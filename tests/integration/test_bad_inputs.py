@@ -187,6 +187,12 @@ def _patch_too_small(task):
     return {"patch_size": [16, 16, 16]}, ["--patch_size [16, 16, 16]", "DynUNet cannot train on it"]
 
 
+def _too_small_to_reflect_pad(task):
+    _save(np.ones((8, 20, 20), np.float32), _img(task, 2))
+    _save(np.zeros((8, 20, 20), np.uint8), _lab(task, 2))
+    return {"pad_mode": "reflect"}, [_img(task, 2), "too small to reflect-pad", "--pad_mode constant"]
+
+
 def _dataset_dir_missing(task):
     return {"dataset_dir": str(task / "nowhere")}, [task / "nowhere", "is not a folder", "--dataset_dir"]
 
@@ -202,7 +208,7 @@ BROKEN = [_truncated_image, _label_not_nifti, _missing_label, _wrong_channels, _
           _label_shape_mismatch, _label_affine_mismatch, _label_spacing_mismatch, _nan_voxels,
           _blank_image_empty_label, _malformed_dataset_json, _dataset_json_without_labels, _malformed_datalist,
           _datalist_with_missing_files, _wrong_fold, _fold_not_a_number, _unknown_dsd_mode, _patch_too_small,
-          _dataset_dir_missing,
+          _too_small_to_reflect_pad, _dataset_dir_missing,
           _everything_at_once]
 
 
@@ -211,7 +217,7 @@ def test_train_stops_with_clear_message(breaker, task, bundle):
     kw, needles = breaker(task)
     kw.setdefault("dataset_dir", str(task))
     _expect_error(bundle, needles=needles, **kw)
-    assert not (bundle / "models" / "latest.pt").exists()  # stopped before any training
+    assert not list((bundle / "models").rglob("latest.pt"))  # stopped before any training
 
 
 def test_evaluate_checks_the_test_split(task, bundle):
@@ -240,8 +246,8 @@ def test_evaluate_without_usable_model(model, task, bundle):
 def test_unusable_latest_checkpoint(content, task, bundle):
     """A latest.pt that cannot be resumed stops the run with its path and the fix, before training."""
     shutil.rmtree(bundle / "models", ignore_errors=True)
-    latest = bundle / "models" / "latest.pt"
-    latest.parent.mkdir()
+    latest = bundle / "models" / "runs" / "20260101-000000" / "latest.pt"  # the newest (only) run's checkpoint
+    latest.parent.mkdir(parents=True)
     if content == "garbage":
         latest.write_bytes(b"\x00" * 100)
         needles = [latest, "not a readable DSD checkpoint"]
@@ -262,9 +268,10 @@ def test_cli_output_is_one_clear_message(case, task, tmp_path):
         _lab(task, 2).unlink()
         needles = [_lab(task, 2), "label file is missing"]
     else:
-        (bundle / "models").mkdir()
-        (bundle / "models" / "latest.pt").write_text("not a checkpoint")
-        needles = [bundle / "models" / "latest.pt", "cannot resume"]
+        latest = bundle / "models" / "runs" / "20260101-000000" / "latest.pt"
+        latest.parent.mkdir(parents=True)
+        latest.write_text("not a checkpoint")
+        needles = [latest, "cannot resume"]
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "train.json"),
            "--dataset_dir", str(task), "--num_workers", "0"]
     for k, v in tiny_overrides(NAME).items():
@@ -276,6 +283,7 @@ def test_cli_output_is_one_clear_message(case, task, tmp_path):
         assert str(needle) in out.stderr, out.stderr
     assert "Traceback" not in out.stdout + out.stderr
     assert out.stderr.count("ERROR: ") == 1  # printed once
+    assert (bundle / "models" / "runs").is_dir() and not (bundle / "models" / "train.lock").exists()  # released
 
 
 # --------------------------------------------------------------------------- awkward but valid: trains
@@ -295,7 +303,7 @@ def test_tiny_images_and_empty_labels_train_and_evaluate(task, bundle, tmp_path,
     _run(bundle, task)
     notes = caplog.text
     assert "smaller than patch_size" in notes and "no foreground" in notes and "0 error(s)" in notes
-    ckpt = torch.load(bundle / "models" / "latest.pt", weights_only=True)
+    ckpt = torch.load(next((bundle / "models" / "runs").glob("*/latest.pt")), weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["iteration"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["network"].values())
     out = tmp_path / "eval"
@@ -316,7 +324,8 @@ def test_training_transforms_pad_tiny_and_sample_empty(name, tmp_path):
     affine = np.diag([-0.8, -0.8, 1.6, 1.0]) if ds == "mmwhs" else np.eye(4)
     _save(img, tmp_path / "img.nii.gz", affine)
     _save(np.zeros(shape, np.int16 if ds == "mmwhs" else np.uint8), tmp_path / "lab.nii.gz", affine)
-    parser = parse(ROOT / "bundles" / name, "train.json", patch_size=[32] * 3, num_samples=2)
+    # the tiny case cannot be reflect-padded (MMWHS's paper padding): the constant pad is what this case needs
+    parser = parse(ROOT / "bundles" / name, "train.json", patch_size=[32] * 3, num_samples=2, pad_mode="constant")
     out = parser.get_parsed_content("train#preprocessing")(
         {"image": str(tmp_path / "img.nii.gz"), "label": str(tmp_path / "lab.nii.gz")})
     assert len(out) == 2

@@ -18,6 +18,7 @@ from support.bundles import BUNDLES, ROOT, bundle_dataset, copy_bundle, parse, t
 from monai.bundle import run
 
 from dsd_tools.bundlegen import paper_bundle_specs, stale_files
+from dsd_tools.bundlegen.reproducing import reproducing_md
 from dsd_tools.paper import PAIRINGS
 from dsd_tools.demo_data import make_demo_data
 from dsd_tools.paths import config_files
@@ -37,6 +38,7 @@ def demo_root(tmp_path_factory) -> Path:
 def test_nine_bundles_generated_and_up_to_date():
     assert sorted(PAIRINGS) == BUNDLES and len(BUNDLES) == 9
     assert stale_files(paper_bundle_specs(), ROOT / "bundles") == [], "run: dsd-generate"
+    assert (ROOT / "docs" / "REPRODUCING.md").read_text() == reproducing_md(), "run: dsd-generate"
     for name in BUNDLES:
         for rel in REQUIRED:
             assert (ROOT / "bundles" / name / rel).is_file(), f"{name}/{rel}"
@@ -67,7 +69,8 @@ def test_train_evaluate_infer(name, demo_root, tmp_path):
     run(config_file=cfg("train.json"), meta_file=meta, logging_file=log, num_epochs=1, val_interval=1, num_samples=1,
         **common)
     model_pt = bundle / "models" / "model.pt"
-    assert model_pt.is_file() and (bundle / "models" / "latest.pt").is_file()
+    (run_dir,) = (bundle / "models" / "runs").iterdir()  # the run's own folder
+    assert model_pt.is_file() and (run_dir / "latest.pt").is_file() and (run_dir / "model.pt").is_file()
     state = torch.load(model_pt, weights_only=True)
     infer_net = parse(bundle, "inference.json", **over).get_parsed_content("network_def")
     infer_net.load_state_dict(state, strict=True)  # backbone-only, key for key

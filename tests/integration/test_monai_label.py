@@ -5,15 +5,18 @@ without SaveImaged) on a bundle that uses Spacingd, checking the label map's geo
 
 from __future__ import annotations
 
+import hashlib
 import json
-from pathlib import Path
 import re
+import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from support.bundles import BUNDLES, ROOT, copy_bundle, parse, tiny_overrides
+from monai.bundle import ConfigParser, run
 from monai.transforms import Compose
 
 from dsd_components.entry import user_error_in
@@ -67,7 +70,7 @@ def test_checklist(name):
     assert "data" in train["validate"]["dataset"] and {"network", "device", "run"} <= set(train)
     assert train["ckpt_dir"] == "$@bundle_root + '/models'"
     # initialize must not need dataset_dir or a datalist file: the data check is skippable (MONAI Label sets data)
-    assert "max_cases=None if @check_data else 0" in train["check_dataset"]
+    assert "max_cases=None if dsd_components.knobs.as_bool(@check_data, 'check_data') else 0" in train["check_dataset"]
 
 
 def _infer_like_monai_label(bundle, image: str, over: dict, drop_first: bool = False) -> dict:
@@ -149,3 +152,34 @@ def test_without_the_parking_steps_monai_label_input_fails(spacing_bundle):
         chain.append(str(e))
         e = e.__cause__ or e.__context__
     assert any("'str' object has no attribute 'update'" in m for m in chain), chain
+
+
+def test_monai_label_train_twice_trains_twice_and_keeps_every_model(spacing_bundle, tmp_path):
+    """What MONAI Label 0.8.5's BundleTrainTask does on /train: monai.bundle.run with run_id "run", no initialize or
+    finalize, its own data, train#trainer#max_epochs, and a CheckpointLoader for models/model.pt put first into
+    train#handlers. Pressed twice, it trains twice (a new run folder each time); the weights it started from and the
+    first run's model are kept."""
+    src, image, over = spacing_bundle
+    bundle = tmp_path / src.name
+    shutil.copytree(src, bundle)
+    shipped = hashlib.sha256((bundle / "models" / "model.pt").read_bytes()).hexdigest()
+    images = sorted(str(p) for p in Path(image).parent.glob("*_image.nii.gz"))
+    pairs = [{"image": i, "label": i.replace("_image.nii.gz", "_label.nii.gz")} for i in images]
+    config = ConfigParser()
+    config.read_config(str(bundle / "configs" / "train.json"))
+    handlers = config.get("train#handlers")
+    handlers.insert(0, {"_target_": "CheckpointLoader", "load_path": str(bundle / "models" / "model.pt"),
+                        "load_dict": {"model": "$@network"}, "strict": False})
+    for _ in range(2):
+        run(run_id="run", init_id=None, final_id=None, config_file=str(bundle / "configs" / "train.json"),
+            meta_file=str(bundle / "configs" / "metadata.json"), logging_file=False, bundle_root=str(bundle),
+            device="$torch.device('cpu')", num_workers=0, num_samples=1, **over,
+            **{"train#trainer#max_epochs": 1, "train#dataset#data": pairs[:2], "validate#dataset#data": pairs[2:],
+               "train#handlers": handlers})
+    runs = sorted((bundle / "models" / "runs").iterdir())
+    trained = [d for d in runs if not d.name.endswith("-imported")]
+    (imported,) = [d for d in runs if d.name.endswith("-imported")]
+    assert len(trained) == 2 and all((d / "latest.pt").is_file() and (d / "model.pt").is_file() for d in trained)
+    assert hashlib.sha256((imported / "model.pt").read_bytes()).hexdigest() == shipped
+    assert json.loads((bundle / "models" / "model.json").read_text())["run"] in {d.name for d in trained}
+    assert not (bundle / "models" / "train.lock").exists()  # released at the end of each training

@@ -47,13 +47,15 @@ def test_ddp_train_two_processes(name, mode, hippo_data, tmp_path):
     # each rank trains on its own half of the training cases (partition_dataset, even_divisible)
     n_train = len(parse(bundle, "train.json", dataset_dir=str(hippo_data)).get_parsed_content("datalists")["training"])
     assert f"Epoch: 2/2, Iter: 1/{-(-n_train // 2)} " in log
-    pids = {p.name.split(".")[-2] for p in (bundle / "logs").glob("events.out.tfevents.*")}
+    (run_dir,) = (bundle / "models" / "runs").iterdir()  # one run folder, chosen by rank 0 for every rank
+    pids = {p.name.split(".")[-2] for p in (run_dir / "logs").glob("events.out.tfevents.*")}
     assert len(pids) == 1, pids
+    assert not (bundle / "models" / "train.lock").exists()  # rank 0 released the bundle's lock
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith(("module.", "backbone.", "heads.")) for k in state)
     net = parse(bundle, "inference.json", **tiny_overrides(name)).get_parsed_content("network_def")
     net.load_state_dict(state, strict=True)
-    latest = torch.load(bundle / "models" / "latest.pt", weights_only=True)
+    latest = torch.load(run_dir / "latest.pt", weights_only=True)
     assert latest["epoch"] == 2 and 0.0 <= latest["best_metric"] <= 1.0
 
     if mode == "dsd" and name == "hippocampus_nnunet_dsd":

@@ -65,7 +65,7 @@ def test_plan_follows_nnunets_rules_and_the_dataset(planned, dataset):
     for key in ("target_spacing", "patch_size", "strides", "normalization", "folds", "num_samples"):
         assert plan["why"][key], key
     readme = (planned / "docs" / "README.md").read_text()
-    assert "## Plan" in readme and "[40, 40, 16]" in readme
+    assert "## **Plan**" in readme and "[40, 40, 16]" in readme
     for f in ("configs/evaluate.json", "configs/inference.json", "configs/multi_gpu_train.json",
               "configs/multi_gpu_evaluate.json", "configs/metadata.json", "LICENSE", "large_files.yml"):
         assert (planned / f).is_file(), f

@@ -207,9 +207,13 @@ def test_unzipped_bundle_trains_and_infers_without_the_repo(packaged):
     assert_no_deprecation(train.stdout + train.stderr)
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith("backbone.") or "head" in k for k in state)
-    assert any((bundle / "logs").glob("events.out.tfevents.*")), "TensorBoard logs in the bundle's logs/"
+    (run_dir,) = [d for d in (bundle / "models" / "runs").iterdir() if not d.name.endswith("-imported")]
+    assert any((run_dir / "logs").glob("events.out.tfevents.*")), "TensorBoard logs in the run's logs/"
+    # the shipped model.pt was kept in a run folder of its own before training replaced it
+    (shipped,) = (bundle / "models" / "runs").glob("*-imported/model.pt")
+    assert torch.load(shipped, weights_only=True).keys() == state.keys()
 
-    # evaluation with the vendored metrics, and the PNG of the training curves from logs/
+    # evaluation with the vendored metrics, and the PNG of the training curves from the run's logs/
     eval_dir = tmp / "eval_out"
     ev = subprocess.run([*run, config_file_arg(config_files(bundle, "evaluate.json")), *common, "--dataset_dir", data, "--eval_split", "validation",
                          "--num_workers", "0", "--output_dir", str(eval_dir)],
@@ -218,6 +222,7 @@ def test_unzipped_bundle_trains_and_infers_without_the_repo(packaged):
     assert_no_deprecation(ev.stdout + ev.stderr)
     assert (eval_dir / "per_case_metrics.csv").is_file()
     assert (eval_dir / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "eval" / "summary.csv").read_text() == (eval_dir / "summary.csv").read_text()  # run's record
 
     images = sorted((Path(data) / "imagesTs").glob("*.nii.gz"))[:1]
     in_dir = tmp / "infer_in"

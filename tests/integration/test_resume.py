@@ -4,11 +4,13 @@ The resume test runs the real CLI (`python -m monai.bundle run --config_file <bu
 times on tiny data: once uninterrupted, once SIGKILLed in the middle of epoch 2, and once more with the same command.
 Because DSDCheckpointer reseeds every random source from (seed, epoch) at each epoch start, the resumed run replays
 the interrupted epoch and must end with the same weights, optimizer, scheduler and losses as the uninterrupted one.
+The killed run leaves its training lock behind: the same command takes it over (the pid is gone) with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -74,6 +76,12 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _only_run(bundle: Path) -> Path:
+    runs = sorted((bundle / "models" / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
 def test_sigkill_mid_epoch_then_same_command_resumes_exactly(data, tmp_path, caplog, one_thread):
     # 1. reference: the same command, never interrupted
     ref = copy_bundle(NAME, tmp_path / "ref")
@@ -81,10 +89,11 @@ def test_sigkill_mid_epoch_then_same_command_resumes_exactly(data, tmp_path, cap
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     ref_losses = _losses(done.stdout)
     assert len(ref_losses) == EPOCHS * ITERS
+    ref_run = _only_run(ref)
 
     # 2. the same command, SIGKILLed once epoch 1 is checkpointed and epoch 2 has done one iteration
     bundle = copy_bundle(NAME, tmp_path / "run")
-    latest, model = bundle / "models" / "latest.pt", bundle / "models" / "model.pt"
+    lock = bundle / "models" / "train.lock"
     proc = subprocess.Popen(_cli(bundle, data), env=ENV, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     first = []
@@ -101,8 +110,11 @@ def test_sigkill_mid_epoch_then_same_command_resumes_exactly(data, tmp_path, cap
         proc.stdout.close()
     first_log = "".join(first)
     assert proc.returncode == -signal.SIGKILL, first_log[-3000:]
+    run_dir = _only_run(bundle)
+    latest, model, published = run_dir / "latest.pt", run_dir / "model.pt", bundle / "models" / "model.pt"
     killed = load_checkpoint(latest)
     assert killed["epoch"] == 1 and killed["iteration"] == ITERS  # mid-epoch 2: epoch 1 is the last checkpoint
+    assert json.loads(lock.read_text())["pid"] == proc.pid  # a kill -9 releases nothing: the lock stays behind
     first_losses = _losses(first_log)
     assert (2, 1) in first_losses and (2, ITERS) not in first_losses
     # Pretend epoch 1 scored very well: a resumed run that forgot the best score would overwrite model.pt with a
@@ -110,20 +122,24 @@ def test_sigkill_mid_epoch_then_same_command_resumes_exactly(data, tmp_path, cap
     killed["best_metric"] = 2.0
     atomic_save(killed, latest)
     model_sha = _sha(model)
+    assert _sha(published) == model_sha  # models/model.pt is this run's best
 
-    # 3. the same command again
+    # 3. the same command again: the stale lock is taken over, the run resumed in its own folder
     second = subprocess.run(_cli(bundle, data), env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=400)
     log = second.stdout + second.stderr
     assert second.returncode == 0, log[-3000:]
+    assert f"Taking over the stale training lock {lock}: the run that held it (pid {proc.pid}," in log
+    assert "no longer runs on this host (killed or crashed)" in log
     assert f"Resumed from {latest}: epoch 1, iteration {ITERS}, best val_mean_dice 2.0000 (epoch 1)" in log
     assert f"Engine run resuming from iteration {ITERS}, epoch 1 until {EPOCHS} epochs" in log
+    assert _only_run(bundle) == run_dir and not lock.exists()  # the same run folder; the lock released at the end
     resumed = _losses(second.stdout)
     assert sorted(resumed) == [(e, i) for e in range(2, EPOCHS + 1) for i in range(1, ITERS + 1)]  # epoch 1 not redone
     # the interrupted epoch is replayed exactly and everything matches the uninterrupted run (4 decimals in the log)
     assert {k: v for k, v in first_losses.items()} == {k: ref_losses[k] for k in first_losses}
     assert resumed == {k: v for k, v in ref_losses.items() if k[0] >= 2}
 
-    final, ref_final = load_checkpoint(latest), load_checkpoint(ref / "models" / "latest.pt")
+    final, ref_final = load_checkpoint(latest), load_checkpoint(ref_run / "latest.pt")
     assert final["epoch"] == EPOCHS and final["iteration"] == EPOCHS * ITERS
     for key, value in ref_final["network"].items():
         assert torch.equal(final["network"][key], value), key
@@ -138,25 +154,31 @@ def test_sigkill_mid_epoch_then_same_command_resumes_exactly(data, tmp_path, cap
         assert torch.equal(final["optimizer"]["state"][pid]["exp_avg_sq"], s["exp_avg_sq"])
     # the best score survived the restart: model.pt was not replaced by a worse epoch
     assert final["best_metric"] == 2.0 and final["best_epoch"] == 1
-    assert _sha(model) == model_sha and "New best" not in log
+    assert _sha(model) == model_sha == _sha(published) and "New best" not in log
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished" and record["epoch"] == EPOCHS and len(record["resumed"]) == 1
 
     # 4. safe files: weights_only loads, plain content, permissions like torch.save, no temporaries left behind
-    for path in (latest, model, ref / "models" / "latest.pt", ref / "models" / "model.pt"):
+    for path in (latest, model, published, ref_run / "latest.pt", ref_run / "model.pt"):
         _plain(torch.load(path, map_location="cpu", weights_only=True), path.name)
         assert os.stat(path).st_mode & 0o777 == 0o644
-    assert sorted(p.name for p in latest.parent.iterdir()) == ["latest.pt", "model.pt"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "latest.pt", "logs", "model.pt", "run.json"]
+    assert sorted(p.name for p in (bundle / "models").iterdir()) == ["model.json", "model.pt", "runs"]
 
-    # 5. the finished command once more (or MONAI Label's Train pressed again): a new run; the finished run's
-    #    checkpoint and best model are kept in models/previous_run/, nothing is lost
+    # 5. the finished command once more (or MONAI Label's Train pressed again): a new run in a new folder; the
+    #    finished run keeps its checkpoint and best model, and is named when its model is replaced
     latest_sha = _sha(latest)
     caplog.set_level(logging.INFO)
     run(config_file=str(bundle / "configs" / "train.json"), logging_file=False, bundle_root=str(bundle),
         dataset_dir=str(data), num_workers=0, num_epochs=EPOCHS, val_interval=1, num_samples=1, lr_step_decay=True,
         learning_rate=LR, **tiny_overrides(NAME))
     assert f"is a finished run (epoch {EPOCHS} >= num_epochs {EPOCHS}): starting a new run" in caplog.text
-    previous = latest.parent / "previous_run"
-    assert _sha(previous / "latest.pt") == latest_sha and _sha(previous / "model.pt") == model_sha
-    assert torch.load(latest, weights_only=True)["epoch"] == EPOCHS  # the new run trained all its epochs
+    new_run = [d for d in (bundle / "models" / "runs").iterdir() if d != run_dir]
+    assert len(new_run) == 1
+    assert _sha(latest) == latest_sha and _sha(model) == model_sha  # the finished run is untouched
+    assert f"replacing the model of run {run_dir.name}, which stays in {model}" in caplog.text
+    assert torch.load(new_run[0] / "latest.pt", weights_only=True)["epoch"] == EPOCHS  # it trained all its epochs
+    assert _sha(published) == _sha(new_run[0] / "model.pt")
 
 
 def _train_losses(data: Path, bundle: Path, seed: int, epochs: int = 2) -> list[float]:

@@ -169,7 +169,8 @@ def test_cli_baseline_vs_dsd_end_to_end_and_resume(data, tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "executed 0 run(s), 2/2 finished" in second.stdout
-    assert _mtimes(out) == before and len(before) == 4
+    # per run: done.json, models/model.pt and the training run's own models/runs/<time>/model.pt; none rewritten
+    assert _mtimes(out) == before and len(before) == 6
     assert len(client.search_runs([exp.experiment_id])) == 4  # nothing re-run, nothing re-logged
 
 

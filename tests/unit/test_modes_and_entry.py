@@ -118,7 +118,7 @@ def test_as_bool_rejects_anything_else_naming_the_knob(value):
 
 COMMANDS = ["dsd-demo", "dsd-make-demo-data", "dsd-check-data", "dsd-prepare-datalist", "dsd-generate", "dsd-verify",
             "dsd-package", "dsd-fetch", "dsd-study", "dsd-bench", "dsd-count-params", "dsd-plot-qualitative",
-            "dsd-new-bundle"]
+            "dsd-new-bundle", "dsd-runs"]
 
 
 def test_pyproject_lists_exactly_these_commands():

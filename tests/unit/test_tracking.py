@@ -1,4 +1,4 @@
-"""Feedback from a training run: TensorBoard scalars in the bundle's logs/, and evaluation's PNG of the curves."""
+"""Feedback from a training run: TensorBoard scalars in the run's logs/, and evaluation's PNG of the curves."""
 
 from __future__ import annotations
 
@@ -40,11 +40,13 @@ def test_no_events_no_plot(tmp_path):
 
 
 @pytest.mark.parametrize("name", BUNDLES)
-def test_evaluate_plots_and_train_logs_to_bundle(name):
+def test_evaluate_plots_and_train_logs_per_run(name):
     train = json.loads((ROOT / "bundles" / name / "configs" / "train.json").read_text())
     # evaluate.json as MONAI reads it: layered on train.json
     evaluate = ConfigParser.load_config_files(config_files(ROOT / "bundles" / name, "evaluate.json"))
-    assert train["log_dir"] == evaluate["log_dir"] == "$@bundle_root + '/logs'"
+    # training logs into its own run folder; evaluation plots the logs of the run its model comes from
+    assert train["log_dir"] == "$@training_run.log_dir"
+    assert evaluate["log_dir"] == "$(@model_run or @bundle_root) + '/logs'"
     tb = [h for h in train["train"]["handlers"] + train["validate"]["handlers"] if h["_target_"] == "TensorBoardStatsHandler"]
     assert len(tb) == 2 and all(h["log_dir"] == "@log_dir" for h in tb)
     assert any("plot_training_curves(@log_dir" in f for f in evaluate["finalize"])
