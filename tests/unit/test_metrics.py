@@ -153,3 +153,22 @@ def test_under_ddp_rank_0_writes_every_ranks_cases(rank, tmp_path, monkeypatch):
     else:
         assert [r[0] for r in _rows(tmp_path / "per_case_metrics.csv")] == ["case", "from_rank_0.nii.gz",
                                                                            "from_rank_1.nii.gz"]
+
+
+def test_file_names_from_meta_dicts_single_names_and_other_items(tmp_path):
+    """Case names also come from a ``image_meta_dict`` beside a plain tensor (MONAI's older metadata style) and from a
+    single file name that is not in a list; an item that is not a dict gives an unnamed (numbered) row; the output
+    folder is made with its parents."""
+    out = tmp_path / "nested" / "eval"
+    writer = PerClassCSV(out, ["lv", "rv"], ["hd"])
+    plain = {"image": torch.zeros(1, 1, 2, 2, 2), "image_meta_dict": {"filename_or_obj": ["/d/from_dict.nii.gz"]}}
+    single = {"image": MetaTensor(torch.zeros(1, 2, 2, 2), meta={"filename_or_obj": "/d/single.nii.gz"})}
+    _evaluate(writer, [plain, [single, torch.zeros(1)]], {"hd": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]})
+    assert [r[0] for r in _rows(out / "per_case_metrics.csv")] == ["case", "from_dict.nii.gz", "single.nii.gz",
+                                                                   "case_2"]
+
+
+def test_hd95_takes_monais_positional_arguments():
+    """``HausdorffDistanceMM`` is a drop-in ``HausdorffDistanceMetric``: positional arguments keep their meaning."""
+    metric = HausdorffDistanceMM(True, "chessboard", 95, unit="voxel")
+    assert (metric.include_background, metric.distance_metric, metric.percentile) == (True, "chessboard", 95)

@@ -47,8 +47,10 @@ def test_suffix_keys_and_errors():
     assert out["label_r"].flatten().tolist() == [0, 1, 1, 1, 1, 0, 0, 0, 0, 0]
     with pytest.raises(ValueError, match=r"label: expected a 1-channel label map, got shape \(2, 10, 1, 1\)"):
         t({"pred": _volume(PRED), "label": torch.zeros(2, 10, 1, 1)})
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match=r"^regions: give at least one \{name: \[label values\]\}$"):
         LabelRegionsd(["label"], {})
+    with pytest.raises(KeyError):  # a missing key is an error unless allowed
+        LabelRegionsd(["pred", "label"], {"x": [1]})({"label": _volume(LABEL)})
     assert set(LabelRegionsd(["pred", "label"], {"x": [1]}, allow_missing_keys=True)({"label": _volume(LABEL)})) == {
         "label", "label_regions"}
 
