@@ -6,8 +6,8 @@ forward and backward passes. Here the forward computes each term's value *and* i
 head's logits analytically (softmax Jacobians folded in), sums the gradients of all terms that touch a head, and keeps
 exactly one gradient map per head for backward (in the head's own precision: float32, or float16/bfloat16 under AMP),
 which only scales them by the incoming gradient. Values and
-gradients equal MONAI's ``DiceCELoss`` and the composed KL to float rounding (``tests/test_fused_loss.py`` checks
-both in float64, for every mode).
+gradients equal MONAI's ``DiceCELoss`` and the composed KL to float rounding (``tests/unit/test_fused_loss.py`` checks
+both in float64, for every mode, against the composed loss and against an independent reference).
 
 Gradients (``p = softmax(z)``, one-hot ``g``, ``n`` voxels per batch item, ``B`` items):
 
@@ -17,7 +17,8 @@ Gradients (``p = softmax(z)``, one-hot ``g``, ``n`` voxels per batch item, ``B``
   ``dL/dz = p (dL/dp - sum_c p dL/dp)``.
 * KL(teacher || student) at temperature ``T`` times ``T^2``, mean over voxels:
   ``d/dz_s = T (p_s - p_t) / (B n)``; ``d/dz_t = T p_t (D - sum_c p_t D) / (B n)`` with ``D = log p_t - log p_s``
-  (summed over the students of that teacher).
+  (summed over the students of that teacher). For the ``mean`` teacher (the mean of the students' logits) ``D`` is
+  the same for every class, so ``d/dz_t`` is exactly zero and is not computed.
 """
 
 from __future__ import annotations
@@ -140,10 +141,11 @@ def dice_ce_value_and_grad(z: torch.Tensor, labels: Labels, cfg: DiceCEConfig,
 
 
 def kl_side_value_and_grads(
-    teacher: torch.Tensor, students: list[torch.Tensor], temperature: float, need_grad: bool = True
+    teacher: torch.Tensor, students: list[torch.Tensor], temperature: float, need_grad: bool = True,
+    teacher_grad: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
     """``sum_k T^2 mean_voxels KL(softmax(t/T) || softmax(s_k/T))`` of float logits (B, C, n), with gradients
-    with respect to the teacher and to each student.
+    with respect to the teacher (``None`` unless ``need_grad`` and ``teacher_grad``) and to each student.
 
     The gradients are returned without their common factor ``T / (B n)``: the caller folds it into its own weighting
     (one full-resolution pass less per head).
@@ -161,7 +163,7 @@ def kl_side_value_and_grads(
     kk = len(students)
     d = log_t.mul_(kk).sub_(sum_log_s)  # D = sum_k (log p_t - log p_s_k); log_t's storage is reused
     value = (p_t * d).sum() * (temp * temp / (b * n))
-    if not need_grad:
+    if not (need_grad and teacher_grad):
         return value, None, grads_s
     grad_t = d.sub_((p_t * d).sum(1, keepdim=True)).mul_(p_t)
     return value, grad_t, grads_s
@@ -228,17 +230,17 @@ class _FusedDSDLoss(torch.autograd.Function):
                     teacher, students = torch.stack([flat[i] for i in idx]).mean(0), idx
                 else:
                     teacher, students = flat[idx[t]], [i for j, i in enumerate(idx) if j != t]
-                v, g_t, g_s = kl_side_value_and_grads(teacher, [flat[i] for i in students], plan.temperature, any_grad)
+                # The mean teacher passes no gradient: with t = mean_k s_k, sum_k (log p_t - log p_s_k) =
+                # sum_k lse(s_k/T) - K lse(t/T) is the same for every class, so d/dt of the side's KL is exactly 0
+                # (tests/unit/test_loss.py checks it with autograd); only a head teacher gets a teacher gradient.
+                v, g_t, g_s = kl_side_value_and_grads(teacher, [flat[i] for i in students], plan.temperature, any_grad,
+                                                      teacher_grad=t is not None and not plan.detach_teacher)
                 kls.append(v)
                 w = w * plan.temperature / (b * teacher.shape[2])  # the KL gradients' common factor T / (B n)
                 for i, g in zip(students, g_s):
                     add(i, g, w)
-                if g_t is not None and not plan.detach_teacher:
-                    if t is None:
-                        for i in idx:
-                            add(i, g_t.clone() if i != idx[-1] else g_t, w / len(idx))
-                    else:
-                        add(idx[t], g_t, w)
+                if g_t is not None:
+                    add(idx[t], g_t, w)
             total = main + plan.lambda_ds * ds + plan.alpha * kls[0] + plan.beta * kls[1]
         ctx.shapes_dtypes = [(x.shape, x.dtype) for x in logits]
         # Half-precision (AMP) heads get their gradients back in half precision anyway; keep them so, but times

@@ -113,7 +113,8 @@ class PerClassCSV:
             return
         self.save_dir.mkdir(parents=True, exist_ok=True)
         n = min(len(v) for v in details.values())
-        files = files[:n] + [f"case_{i}" for i in range(len(files), n)]
+        # a case without a file name (no image metadata) is numbered by its row
+        files = [f or f"case_{i}" for i, f in enumerate(files[:n])] + [f"case_{i}" for i in range(len(files), n)]
         header = ["case"] + [f"{m}_{c}" for m in details for c in self.class_names] + [f"{m}_mean" for m in details]
         with open(self.save_dir / f"{self.prefix}per_case_metrics.csv", "w", newline="") as f:
             w = csv.writer(f)

@@ -100,6 +100,10 @@ def test_release_carries_its_weights_scores_and_urls(packaged):
         meta = json.loads(z.read(f"{NAME}/configs/metadata.json"))
         readme = z.read(f"{NAME}/docs/README.md").decode()
         large = z.read(f"{NAME}/large_files.yml").decode()
+        z.extractall(tmp / "unzipped_again")
+    # reproducible: zipping the release's files again (unpacked now, so with today's file dates) gives the same bytes
+    package_bundle._zip(tmp / "unzipped_again" / NAME, tmp / "again.zip")
+    assert (tmp / "again.zip").read_bytes() == zip_path.read_bytes()
     means = _summary_means(tmp / "src" / NAME / "eval" / "summary.csv")
     assert meta["eval_metrics"] == {"testing_mean_dice": round(means[("mean_dice", "mean")], 4),
                                     "testing_mean_hd95": round(means[("mean_hd95", "mean")], 4)}

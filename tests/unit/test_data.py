@@ -313,3 +313,115 @@ def test_prepare_datalist_cli(demo, tmp_path):
     bad = subprocess.run([command("dsd-prepare-datalist"), str(demo["mmwhs"]), str(out), "--dataset", "liver"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--dataset 'liver'" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------- nnU-Net v2
+NNUNET = {"name": "own", "layout": "nnunetv2", "channel_names": ["T2", "ADC"], "class_names": ["background", "gland"],
+          "split": {"kind": "kfold", "num_folds": 5, "seed": 12345}}
+NNUNET_IDS = [f"case_{i:03d}" for i in (2, 5, 7, 11, 12, 13, 20)]
+# scikit-learn 1.9.1 KFold(5, shuffle=True, random_state=12345) over the sorted ids (nnU-Net's
+# generate_crossval_split), frozen here so the split is checked against sklearn's numbers, not our own code's
+NNUNET_VAL = [["case_011", "case_020"], ["case_002", "case_012"], ["case_005"], ["case_013"], ["case_007"]]
+
+
+def _fake_nnunet(folder: Path, ids=NNUNET_IDS) -> Path:
+    (folder / "imagesTr").mkdir(parents=True)
+    (folder / "labelsTr").mkdir()
+    for case in reversed(ids):
+        for c in range(2):
+            (folder / "imagesTr" / f"{case}_{c:04d}.nii.gz").touch()
+        (folder / "labelsTr" / f"{case}.nii.gz").touch()
+    (folder / "labelsTr" / "._case_002.nii.gz").touch()  # macOS resource fork: not a case
+    (folder / "dataset.json").write_text(json.dumps({"channel_names": {"0": "T2", "1": "ADC"}, "file_ending": ".nii.gz",
+                                                      "labels": {"background": 0, "gland": 1}, "numTraining": 7}))
+    return folder
+
+
+def _case(entry):
+    return Path(entry["label"]).name[: -len(".nii.gz")]
+
+
+def test_nnunet_kfold_matches_sklearn_and_reads_both_channels(tmp_path):
+    root = _fake_nnunet(tmp_path / "Dataset901_Own")
+    for fold, expected in enumerate(NNUNET_VAL):
+        dl = build_datalist(NNUNET, str(root), fold=fold)
+        assert [_case(e) for e in dl["validation"]] == expected
+        assert sorted(_case(e) for e in dl["training"]) == sorted(set(NNUNET_IDS) - set(expected))
+        assert [_case(e) for e in dl["testing"]] == expected
+    first = build_datalist(NNUNET, str(root))["training"][0]
+    assert [Path(p).name for p in first["image"]] == [f"{_case(first)}_0000.nii.gz", f"{_case(first)}_0001.nii.gz"]
+    with pytest.raises(DatalistError, match=r"fold 5 is out of range .*--fold 0\.\.4"):
+        build_datalist(NNUNET, str(root), fold=5)
+
+
+def test_nnunet_own_splits_final_json_wins(tmp_path):
+    root = _fake_nnunet(tmp_path / "Dataset901_Own")
+    own = [{"train": NNUNET_IDS[:5], "val": NNUNET_IDS[5:]}, {"train": NNUNET_IDS[2:], "val": NNUNET_IDS[:2]}]
+    (root / "splits_final.json").write_text(json.dumps(own))
+    assert [_case(e) for e in build_datalist(NNUNET, str(root), fold=1)["validation"]] == NNUNET_IDS[:2]
+    assert [_case(e) for e in build_datalist(NNUNET, str(root), fold=0)["training"]] == NNUNET_IDS[:5]
+    with pytest.raises(DatalistError, match=r"fold 2 is out of range .*--fold 0\.\.1"):
+        build_datalist(NNUNET, str(root), fold=2)
+    (root / "splits_final.json").write_text(json.dumps([{"train": ["case_002", "case_999"], "val": ["case_005"]}]))
+    with pytest.raises(DatalistError, match=r"splits_final.json names cases that are not in .*\['case_999'\]"):
+        build_datalist(NNUNET, str(root))
+    (root / "splits_final.json").write_text(json.dumps({"train": []}))
+    with pytest.raises(DatalistError, match=r"not nnU-Net's splits_final.json format"):
+        build_datalist(NNUNET, str(root))
+
+
+def test_nnunet_kfold_errors(tmp_path):
+    root = _fake_nnunet(tmp_path / "few", NNUNET_IDS[:4])
+    with pytest.raises(DatalistError, match=r"4 case\(s\) cannot be split into 5 folds"):
+        build_datalist(NNUNET, str(root))
+
+
+# ------------------------------------------------------------------------------------- split arithmetic
+def _holdout_spec(reference_cases: int, test: int, validation: int) -> SplitSpec:
+    return SplitSpec(kind="holdout", reference_cases=reference_cases, test=test, validation=validation)
+
+
+@pytest.mark.parametrize("n,expected", [
+    (484, (388, 72, 24)),  # the paper's BraTS split at full size
+    (600, (504, 72, 24)),  # more cases than the paper: the paper's test and validation sizes, the rest trains
+    (100, (80, 15, 5)),    # fewer: 24/484*100 = 4.96 -> 5 test, 72/484*100 = 14.9 -> 15 validation
+    (10, (8, 1, 1)),       # 0.50 -> 0 and 1.49 -> 1: never an empty split
+])
+def test_holdout_sizes_scale_the_papers_brats_split(n, expected):
+    assert holdout_sizes(_holdout_spec(484, 24, 72), n) == expected
+
+
+def test_holdout_sizes_caps_keep_a_case_for_each_split():
+    # 5/10*3 = 1.5 rounds to 2 test cases, but 3 cases leave room for 1 (one each for training and validation)
+    assert holdout_sizes(_holdout_spec(10, 5, 2), 3) == (1, 1, 1)
+    # 6/10*3 = 1.8 rounds to 2 validation cases, but after 1 test case only 1 can validate
+    assert holdout_sizes(_holdout_spec(10, 2, 6), 3) == (1, 1, 1)
+    # no reference size: the given sizes as they are
+    assert holdout_sizes(_holdout_spec(0, 2, 3), 10) == (5, 3, 2)
+    with pytest.raises(DatalistError, match=r"^2 case\(s\) cannot give non-empty train/validation/test splits"):
+        holdout_sizes(_holdout_spec(484, 24, 72), 2)
+
+
+def test_blocks_need_two_folds_and_two_cases(tmp_path):
+    two_folds = {**MMWHS, "split": {"kind": "blocks", "num_folds": 2}}
+    d = _fake_mmwhs(tmp_path / "two", 2)
+    dl = build_datalist(two_folds, str(d), fold=1)
+    assert ([Path(e["image"]).name for e in dl["validation"]], len(dl["training"])) == (["ct_train_1002_image.nii.gz"], 1)
+    with pytest.raises(DatalistError, match=r"^num_folds=1: need at least 2 folds for a train/validation split$"):
+        build_datalist({**MMWHS, "split": {"kind": "blocks", "num_folds": 1}}, str(d))
+    with pytest.raises(DatalistError, match=r"^only 1 case\(s\) in mmwhs: need at least 2 to split$"):
+        build_datalist(two_folds, str(_fake_mmwhs(tmp_path / "one", 1)))
+
+
+def test_build_datalist_errors_name_the_fix(tmp_path):
+    with pytest.raises(DatalistError, match=r"^--fold 'abc' is not an integer: use --fold 0$"):
+        build_datalist(MMWHS, str(tmp_path), fold="abc")
+    with pytest.raises(DatalistError, match=r"^mmwhs: no dataset_dir and no datalist given: pass --dataset_dir$"):
+        build_datalist(MMWHS, None)
+    with pytest.raises(DatalistError, match=r"missing is not a folder: pass --dataset_dir with the hippocampus data "
+                                            r"\(or make demo data with dsd-make-demo-data\)$"):
+        build_datalist(HIPPO, str(tmp_path / "missing"))
+    root = _fake_msd(tmp_path / "Task04_Hippocampus", "hippocampus", 6)
+    with pytest.raises(DatalistError, match=r"^fold 1 is out of range for hippocampus: the paper uses one fixed split, "
+                                            r"use --fold 0 \(or pass your own --datalist\)$"):
+        build_datalist(HIPPO, str(root), fold=1)

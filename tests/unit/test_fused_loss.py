@@ -8,6 +8,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 from monai.losses import DiceCELoss
+from support.reference_loss import reference_dsd_loss
 
 from dsd_components import DSDLoss, DSDOutput
 from dsd_components.fused_loss import DiceCEConfig
@@ -52,6 +53,25 @@ def test_fused_equals_composed_values_terms_and_gradients(mode):
             assert torch.allclose(a, b, rtol=1e-9, atol=1e-13), (kw, detach, float((a - b).abs().max()))
         if mode != "basic":
             assert any(float(g.abs().max()) > 0 for g in g1[1:]), "heads must receive gradients"
+
+
+@pytest.mark.parametrize("mode", DSD_MODES)
+def test_fused_equals_the_independent_reference_values_and_gradients(mode):
+    """The composed path shares the fused path's teacher choice (``teacher_index``), so agreeing with it proves
+    nothing about which head teaches: the oracle here is the paper's loss written out in tests/support, with
+    autograd's gradients, in float64."""
+    logits, label = _inputs()
+    for kw, detach in itertools.product(DICE_VARIANTS, (False, True)):
+        args = {"alpha": 0.7, "beta": 1.3, "lambda_ds": 0.9, "temperature": 2.5}
+        v1, g1, _ = _run(DSDLoss(mode, detach_teacher=detach, dice_ce_kwargs=kw, **args), logits, label)
+        xs = [x.detach().clone().requires_grad_() for x in logits]
+        ref = reference_dsd_loss(xs[0], xs[1:5], xs[5:9], label, mode, args["lambda_ds"], args["alpha"],
+                                 args["beta"], args["temperature"], detach_teacher=detach, dice_ce_kwargs=kw)
+        ref.backward()
+        assert torch.allclose(v1, ref.detach(), rtol=1e-12, atol=1e-12), (kw, detach, float(v1), float(ref))
+        for i, (a, x) in enumerate(zip(g1, xs)):
+            b = x.grad if x.grad is not None else torch.zeros_like(x)
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-13), (kw, detach, i, float((a - b).abs().max()))
 
 
 def test_basic_fused_is_monai_dicece_with_gradients_and_scaled_backward():

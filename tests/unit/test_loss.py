@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss
 
+from support.reference_loss import reference_dsd_loss, reference_kl
+
 from dsd_components import DSDLoss, DSDOutput
 from dsd_components.loss import pixelwise_kl
 
@@ -21,30 +23,8 @@ def _out(seed: int = 0) -> tuple[DSDOutput, torch.Tensor]:
     return out, label
 
 
-def _reference_kl(student, teacher, T):
-    # torch's own KLDivLoss on (log-student, teacher-probabilities), as the reference implementation does
-    kl = torch.nn.KLDivLoss(reduction="none")(F.log_softmax(student / T, 1), F.softmax(teacher / T, 1))
-    return kl.sum(1).mean() * T * T
-
-
 def _reference(out, label, mode, lam=1.0, alpha=1.0, beta=1.0, T=3.0):
-    dce = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True)
-    total = dce(out.main, label)
-    if mode == "basic":
-        return total
-    total = total + lam * sum(dce(d, label) for d in out.decoders)
-    enc, dec = list(out.encoders), list(out.decoders)
-    if mode in ("sde", "dsd"):
-        total = total + alpha * sum(_reference_kl(s, enc[-1], T) for s in enc[:-1])
-    if mode in ("sdd", "dsd"):
-        total = total + beta * sum(_reference_kl(s, dec[0], T) for s in dec[1:])
-    if mode == "mean_teacher":
-        me, md = sum(enc) / len(enc), sum(dec) / len(dec)
-        total = total + alpha * sum(_reference_kl(s, me, T) for s in enc) + beta * sum(_reference_kl(s, md, T) for s in dec)
-    if mode == "reversed_teacher":
-        total = total + alpha * sum(_reference_kl(s, enc[0], T) for s in enc[1:])
-        total = total + beta * sum(_reference_kl(s, dec[-1], T) for s in dec[:-1])
-    return total
+    return reference_dsd_loss(out.main, out.encoders, out.decoders, label, mode, lam, alpha, beta, T)
 
 
 @pytest.mark.parametrize("mode", ["basic", "ds", "sdd", "sde", "dsd", "mean_teacher", "reversed_teacher"])
@@ -52,9 +32,27 @@ def _reference(out, label, mode, lam=1.0, alpha=1.0, beta=1.0, T=3.0):
 def test_each_mode_matches_reference(mode, weights):
     lam, alpha, beta, T = weights
     out, label = _out()
-    ours = DSDLoss(mode, lambda_ds=lam, alpha=alpha, beta=beta, temperature=T)(out, label)
     ref = _reference(out, label, mode, lam, alpha, beta, T)
-    assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6), (float(ours), float(ref))
+    for fused in (True, False):
+        ours = DSDLoss(mode, lambda_ds=lam, alpha=alpha, beta=beta, temperature=T, fused=fused)(out, label)
+        assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6), (fused, float(ours), float(ref))
+
+
+def test_mean_teacher_passes_no_gradient_through_its_teacher():
+    """Why the mean_teacher mode computes no teacher gradient: with t = mean_k(s_k), the students' log-ratios
+    sum_k (log p_t - log p_s_k) = sum_k lse(s_k / T) - K lse(t / T) do not depend on the class, so the gradient of
+    sum_k KL(p_t || p_s_k) through p_t is exactly zero. Checked here with the reference KL and autograd alone."""
+    g = torch.Generator().manual_seed(7)
+    heads = [torch.randn(2, C, 4, 3, 5, generator=g, dtype=torch.float64).mul(3).requires_grad_() for _ in range(4)]
+    teacher = sum(heads) / len(heads)
+    through_teacher = sum(reference_kl(h.detach(), teacher, 2.5) for h in heads)  # students held fixed
+    through_teacher.backward()
+    assert float(through_teacher.detach()) > 0.1  # a real distillation term ...
+    assert max(float(h.grad.abs().max()) for h in heads) < 1e-15  # ... whose teacher path carries nothing
+    # the deepest-head teacher of dsd, by contrast, does learn from its students
+    t = heads[-1].detach().clone().requires_grad_()
+    sum(reference_kl(h.detach(), t, 2.5) for h in heads[:-1]).backward()
+    assert float(t.grad.abs().max()) > 1e-4
 
 
 def test_basic_is_monai_dicece_and_ds_is_dsd_without_kl():

@@ -4,10 +4,12 @@ table (dsd_tools.paper) agrees with them, so drift in the table, the writer or a
 
 from __future__ import annotations
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
-from monai.transforms import (FgBgToIndicesd, MapLabelValued, Orientationd, RandCropByPosNegLabeld, RandFlipd,
+from monai.transforms import (Compose, FgBgToIndicesd, MapLabelValued, Orientationd, RandCropByPosNegLabeld, RandFlipd,
                               RandRotate90d, RandShiftIntensityd, SpatialPadd, Spacingd)
 from support.bundles import BUNDLES, ROOT
 from support.paper_numbers import MMWHS_RAW, MMWHS_STRAY
@@ -86,6 +88,47 @@ def test_mmwhs_labels_map_to_classes_and_421_to_background():
     raw = torch.tensor([[[[0, *MMWHS_RAW, MMWHS_STRAY]]]], dtype=torch.int16)
     out = mapper({"label": raw})["label"]
     assert out.flatten().tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 0]
+
+
+def _raw_mmwhs_case(folder) -> tuple[dict, np.ndarray]:
+    """A CT case on disk at the bundle's spacing (1.5 x 1.5 x 2 mm, RAS): its label holds every raw MMWHS value,
+    class k (MMWHS_RAW[k - 1]) in k voxels and the stray value in 3, scattered; returns the datalist entry and the
+    class map the bundle must train on (written from the raw values, not from the bundle)."""
+    shape = (12, 10, 8)
+    rng = np.random.default_rng(0)
+    raw = np.zeros(shape, np.int16).ravel()
+    values = [v for k, v in enumerate(MMWHS_RAW, start=1) for _ in range(k)] + [MMWHS_STRAY] * 3
+    where = rng.permutation(raw.size)[: len(values)]
+    raw[where] = values
+    raw = raw.reshape(shape)
+    expected = np.zeros(shape, np.uint8)
+    for k, v in enumerate(MMWHS_RAW, start=1):
+        expected[raw == v] = k
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    image = rng.integers(-500, 800, shape).astype(np.int16)
+    nib.save(nib.Nifti1Image(image, affine), str(folder / "ct_train_1001_image.nii.gz"))
+    nib.save(nib.Nifti1Image(raw, affine), str(folder / "ct_train_1001_label.nii.gz"))
+    entry = {"image": str(folder / "ct_train_1001_image.nii.gz"), "label": str(folder / "ct_train_1001_label.nii.gz")}
+    return entry, expected
+
+
+@pytest.mark.parametrize("name", [b for b in BUNDLES if _dataset(b) == "mmwhs"])
+def test_raw_mmwhs_label_volumes_become_classes_through_the_bundles_preprocessing(name, tmp_path):
+    """Every raw value, read from a NIfTI file through the bundle's own transforms (training, validation and
+    evaluation), lands on its class voxel for voxel; 421 becomes background."""
+    entry, expected = _raw_mmwhs_case(tmp_path)
+    chains = {"train.json": ["train#deterministic_transforms", "validate#preprocessing"],
+              "evaluate.json": ["validate#preprocessing"]}  # evaluation reads the validation chain
+    for config, ids in chains.items():
+        p = _parser(name, config)
+        p.update({"patch_size": list(expected.shape)})  # no padding: the grid stays the file's
+        for cid in ids:
+            chain = p.get_parsed_content(cid)
+            out = Compose(chain)(dict(entry)) if isinstance(chain, list) else chain(dict(entry))
+            label = np.asarray(out["label"])[0]
+            assert label.shape == expected.shape, (config, cid)
+            assert np.array_equal(label, expected), (config, cid, np.bincount(label.ravel(), minlength=8))
+            assert np.bincount(label.ravel(), minlength=8)[1:].tolist() == [1, 2, 3, 4, 5, 6, 7]
 
 
 @pytest.mark.parametrize("name", BUNDLES)
