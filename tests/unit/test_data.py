@@ -14,7 +14,8 @@ from support import command
 from support.bundles import BUNDLES, train_config
 from support.paper_numbers import BRATS, HIPPO, MMWHS, MMWHS_RAW, SPECS
 
-from dsd_components.data import DatasetSpec, SplitSpec, build_datalist, holdout_sizes, list_images, write_datalist
+from dsd_components.data import (DatasetSpec, SplitSpec, build_datalist, holdout_sizes, list_images, nnunet_kfold,
+                                 write_datalist)
 from dsd_components.errors import DatalistError
 from dsd_tools.demo_data import make_demo_data
 
@@ -350,8 +351,12 @@ def test_nnunet_kfold_matches_sklearn_and_reads_both_channels(tmp_path):
         assert [_case(e) for e in dl["testing"]] == expected
     first = build_datalist(NNUNET, str(root))["training"][0]
     assert [Path(p).name for p in first["image"]] == [f"{_case(first)}_0000.nii.gz", f"{_case(first)}_0001.nii.gz"]
-    with pytest.raises(DatalistError, match=r"fold 5 is out of range .*--fold 0\.\.4"):
+    with pytest.raises(DatalistError, match=r"^fold 5 is out of range for own: use --fold 0\.\.4$"):
         build_datalist(NNUNET, str(root), fold=5)
+    # another seed, sklearn's folds for it (KFold(5, shuffle=True, random_state=0), frozen)
+    seed0 = {**NNUNET, "split": {"kind": "kfold", "num_folds": 5, "seed": 0}}
+    assert [[_case(e) for e in build_datalist(seed0, str(root), fold=f)["validation"]] for f in range(5)] == [
+        ["case_007", "case_020"], ["case_005", "case_011"], ["case_002"], ["case_013"], ["case_012"]]
 
 
 def test_nnunet_own_splits_final_json_wins(tmp_path):
@@ -365,15 +370,25 @@ def test_nnunet_own_splits_final_json_wins(tmp_path):
     (root / "splits_final.json").write_text(json.dumps([{"train": ["case_002", "case_999"], "val": ["case_005"]}]))
     with pytest.raises(DatalistError, match=r"splits_final.json names cases that are not in .*\['case_999'\]"):
         build_datalist(NNUNET, str(root))
+    (root / "splits_final.json").write_text(json.dumps([{"train": [], "val": []}, {"train": [f"x{i}" for i in range(7)]}]))
+    with pytest.raises(DatalistError, match=r"not nnU-Net's splits_final.json format .*: fix or delete it$"):
+        build_datalist(NNUNET, str(root))  # the second fold has no "val"
     (root / "splits_final.json").write_text(json.dumps({"train": []}))
-    with pytest.raises(DatalistError, match=r"not nnU-Net's splits_final.json format"):
+    with pytest.raises(DatalistError, match=r"not nnU-Net's splits_final.json format .*: fix or delete it$"):
         build_datalist(NNUNET, str(root))
+    (root / "splits_final.json").write_text(json.dumps([{"train": [f"x{i}" for i in range(7)], "val": []}]))
+    with pytest.raises(DatalistError, match=r"names cases that are not in .*: \['x0', 'x1', 'x2', 'x3', 'x4'\]: fix"):
+        build_datalist(NNUNET, str(root))  # the first five unknown names
 
 
 def test_nnunet_kfold_errors(tmp_path):
     root = _fake_nnunet(tmp_path / "few", NNUNET_IDS[:4])
     with pytest.raises(DatalistError, match=r"4 case\(s\) cannot be split into 5 folds"):
         build_datalist(NNUNET, str(root))
+    five = nnunet_kfold(NNUNET_IDS[:5])  # as many cases as folds: one validation case each, nnU-Net's default 5 folds
+    assert [len(f["val"]) for f in five] == [1] * 5 and sorted(c for f in five for c in f["val"]) == NNUNET_IDS[:5]
+    with pytest.raises(DatalistError, match=r"^case identifiers must be unique for a k-fold split$"):
+        nnunet_kfold(["a", "a", "b", "c", "d", "e"])
 
 
 # ------------------------------------------------------------------------------------- split arithmetic
