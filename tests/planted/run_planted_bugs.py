@@ -97,17 +97,19 @@ def _apply(tree: Path, bug: PlantedBug) -> None:
 
 
 def run(bug: PlantedBug, integration: bool) -> tuple[bool, float, str]:
-    """(caught, seconds, last pytest line) for one planted bug."""
+    """(caught, seconds, the first failing test) for one planted bug."""
     with tempfile.TemporaryDirectory(prefix=f"planted_{bug.name}_") as tmp:
         tree = _copy(Path(tmp) / "repo")
         _apply(tree, bug)
         tests = bug.tests + (bug.integration if integration else ())
         t0 = time.perf_counter()
-        # `python -m pytest` puts the copy first on sys.path: its packages shadow the editable install's
-        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=tree,
+        # `python -m pytest` imports from the working directory first: the copy's packages shadow the editable install
+        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", *tests], cwd=tree,
                              capture_output=True, text=True)
-        lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
-        return res.returncode != 0, time.perf_counter() - t0, lines[-1] if lines else res.stderr[-300:]
+        failed = [ln for ln in res.stdout.splitlines() if ln.startswith("FAILED ")]
+        if res.returncode not in (0, 1):  # 2+: collection error or interrupted: the edit broke more than behaviour
+            raise SystemExit(f"{bug.name}: pytest exited {res.returncode} (not a test failure):\n{res.stdout[-2000:]}")
+        return res.returncode == 1, time.perf_counter() - t0, failed[0] if failed else "no test failed"
 
 
 def main(argv: list[str] | None = None) -> int:
