@@ -609,6 +609,8 @@ class TrainingRun:
                                    f"{self.name} starts a new run (the same command without it resumes that one).")
                 elif unfinished:
                     return current.name, True
+                elif not resume:  # asked for a new run: nothing to warn about
+                    logger.info(f"--resume false: starting a new run; the finished run {current} stays as it is.")
                 else:
                     logger.warning(
                         f"{latest} is a finished run (epoch {epoch} >= num_epochs {self.max_epochs}): starting a new "

@@ -213,8 +213,15 @@ def test_resume_picks_the_unfinished_newest_run_else_a_new_one(tmp_path, caplog)
     c.close()
     d = TrainingRun(models, max_epochs=3)  # c never wrote a checkpoint (killed in epoch 1): its folder is reused
     assert d.dir == c.dir and not d.resuming
+    _fake_latest(d, 3)
     d.close()
-    assert [r["run"] for r in list_runs(models)] == [a.dir.name, other.dir.name, b.dir.name, c.dir.name]
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="dsd_components.runs")
+    e = TrainingRun(models, max_epochs=3, resume=False)  # d finished, a new run asked for: said, not warned
+    assert e.dir != d.dir and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert f"--resume false: starting a new run; the finished run {d.dir} stays as it is." in caplog.text
+    e.close()
+    assert [r["run"] for r in list_runs(models)] == [a.dir.name, other.dir.name, b.dir.name, c.dir.name, e.dir.name]
     assert {r["status"] for r in list_runs(models)} == {"interrupted"}  # none of them finished through a trainer
 
 
