@@ -88,15 +88,6 @@ def test_gradient_flow_into_teacher_and_detach_option():
     assert heads[1].grad.abs().sum() > 0
 
 
-def test_feature_l2_term():
-    out, label = _out(4)
-    base = DSDLoss("dsd")(out, label)
-    with_l2 = DSDLoss("dsd", feature_l2=1e-2)(out, label)
-    enc, dec = out.encoders, out.decoders
-    l2 = sum(F.mse_loss(s, enc[-1]) for s in enc[:-1]) + sum(F.mse_loss(s, dec[0]) for s in dec[1:])
-    assert torch.allclose(with_l2 - base, 1e-2 * l2, rtol=1e-4)
-
-
 def test_clear_errors():
     out, label = _out(5)
     with pytest.raises(ValueError, match="dsd_mode"):
@@ -130,3 +121,44 @@ def test_last_terms_name_each_term_for_tracking(fused):
     sde = DSDLoss("sde", fused=fused)
     sde(out, label)
     assert set(sde.last_terms) == {"main", "ds", "kl_enc"}
+
+
+@pytest.mark.parametrize("mode", ["dsd", "reversed_teacher"])
+def test_weighted_terms_match_the_reference_gradients(mode):
+    """Weights other than 1 (and 2, which scales a gradient by exactly two) reach the gradients of every head, in
+    the fused and the composed path; float64, against autograd through the reference."""
+    lam, alpha, beta, T = 0.5, 2.0, 2.0, 1.5
+    out, label = _out(3)
+    leaves = [t.double().requires_grad_() for t in (out.main, *out.encoders, *out.decoders)]
+    ref = reference_dsd_loss(leaves[0], leaves[1:1 + Z], leaves[1 + Z:], label, mode, lam, alpha, beta, T)
+    expected = torch.autograd.grad(ref, leaves)
+    for fused in (True, False):
+        mine = [t.detach().clone().requires_grad_() for t in leaves]
+        ours = DSDLoss(mode, lambda_ds=lam, alpha=alpha, beta=beta, temperature=T, fused=fused)(
+            DSDOutput(mine[0], tuple(mine[1:1 + Z]), tuple(mine[1 + Z:])), label)
+        got = torch.autograd.grad(ours, mine)
+        for i, (g, e) in enumerate(zip(got, expected)):
+            assert torch.allclose(g, e, rtol=1e-7, atol=1e-10), (fused, i, float((g - e).abs().max()))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_two_heads_a_side_are_enough(fused):
+    """One teacher and one student per side is the smallest DSD (paper: any U-shaped network)."""
+    out, label = _out(4)
+    two = DSDOutput(out.main, out.encoders[-2:], out.decoders[:2])
+    ref = reference_dsd_loss(two.main, two.encoders, two.decoders, label, "dsd", 1.0, 1.0, 1.0, 3.0)
+    assert torch.allclose(DSDLoss("dsd", fused=fused)(two, label), ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^Self-distillation on the encoder side needs >= 2 heads, got 1\.$"):
+        DSDLoss("dsd", fused=fused)(DSDOutput(out.main, out.encoders[-1:], out.decoders), label)
+    with pytest.raises(ValueError, match=r"^Self-distillation on the decoder side needs >= 2 heads, got 1\.$"):
+        DSDLoss("dsd", fused=fused)(DSDOutput(out.main, out.encoders, out.decoders[:1]), label)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_feature_l2_term_in_both_paths(fused):
+    out, label = _out(4)
+    base = DSDLoss("dsd", fused=fused)(out, label)
+    with_l2 = DSDLoss("dsd", feature_l2=1e-2, fused=fused)(out, label)
+    enc, dec = out.encoders, out.decoders
+    l2 = sum(F.mse_loss(s, enc[-1]) for s in enc[:-1]) + sum(F.mse_loss(s, dec[0]) for s in dec[1:])
+    assert torch.allclose(with_l2 - base, 1e-2 * l2, rtol=1e-4)
