@@ -158,7 +158,11 @@ def test_two_heads_a_side_are_enough(fused):
 def test_feature_l2_term_in_both_paths(fused):
     out, label = _out(4)
     base = DSDLoss("dsd", fused=fused)(out, label)
-    with_l2 = DSDLoss("dsd", feature_l2=1e-2, fused=fused)(out, label)
+    loss = DSDLoss("dsd", feature_l2=1e-2, fused=fused)
+    with_l2 = loss(out, label)
     enc, dec = out.encoders, out.decoders
-    l2 = sum(F.mse_loss(s, enc[-1]) for s in enc[:-1]) + sum(F.mse_loss(s, dec[0]) for s in dec[1:])
-    assert torch.allclose(with_l2 - base, 1e-2 * l2, rtol=1e-4)
+    l2_enc, l2_dec = sum(F.mse_loss(s, enc[-1]) for s in enc[:-1]), sum(F.mse_loss(s, dec[0]) for s in dec[1:])
+    assert torch.allclose(with_l2 - base, 1e-2 * (l2_enc + l2_dec), rtol=1e-4)
+    if fused:  # the fused path names the L2 terms for tracking
+        assert float(loss.last_terms["l2_enc"]) == pytest.approx(float(l2_enc), rel=1e-5)
+        assert float(loss.last_terms["l2_dec"]) == pytest.approx(float(l2_dec), rel=1e-5)
