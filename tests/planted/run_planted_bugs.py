@@ -50,7 +50,8 @@ BUGS = (
                'kwargs["spacing"] = [float(s) for s in y_pred.pixdim[: y_pred.ndim - 2]]', "pass",
                ("tests/unit/test_metrics.py", "tests/unit/test_hd95_vs_monai.py")),
     PlantedBug("every_rank_writes_checkpoints", "every DDP rank writes latest.pt and model.pt",
-               "dsd_components/handlers.py", "        if self.rank != 0:\n            return\n        state", "        state",
+               "dsd_components/handlers.py", "        if self.rank != 0:\n            return\n        state",
+               "        state",
                ("tests/unit/test_checkpointer.py",), integration=("tests/integration/test_multi_gpu.py",)),
     PlantedBug("every_rank_rank0_seed", "every DDP rank reseeded with rank 0's seed (docs promise seed + rank)",
                "dsd_components/handlers.py", "epoch_seed(self.seed, engine.state.epoch, self.rank)",
@@ -104,8 +105,8 @@ def run(bug: PlantedBug, integration: bool) -> tuple[bool, float, str]:
         tests = bug.tests + (bug.integration if integration else ())
         t0 = time.perf_counter()
         # `python -m pytest` imports from the working directory first: the copy's packages shadow the editable install
-        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", *tests], cwd=tree,
-                             capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", *tests]
+        res = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
         failed = [ln for ln in res.stdout.splitlines() if ln.startswith("FAILED ")]
         if res.returncode not in (0, 1):  # 2+: collection error or interrupted: the edit broke more than behaviour
             raise SystemExit(f"{bug.name}: pytest exited {res.returncode} (not a test failure):\n{res.stdout[-2000:]}")

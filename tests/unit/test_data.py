@@ -370,7 +370,8 @@ def test_nnunet_own_splits_final_json_wins(tmp_path):
     (root / "splits_final.json").write_text(json.dumps([{"train": ["case_002", "case_999"], "val": ["case_005"]}]))
     with pytest.raises(DatalistError, match=r"splits_final.json names cases that are not in .*\['case_999'\]"):
         build_datalist(NNUNET, str(root))
-    (root / "splits_final.json").write_text(json.dumps([{"train": [], "val": []}, {"train": [f"x{i}" for i in range(7)]}]))
+    no_val = [{"train": [], "val": []}, {"train": [f"x{i}" for i in range(7)]}]
+    (root / "splits_final.json").write_text(json.dumps(no_val))
     with pytest.raises(DatalistError, match=r"not nnU-Net's splits_final.json format .*: fix or delete it$"):
         build_datalist(NNUNET, str(root))  # the second fold has no "val"
     (root / "splits_final.json").write_text(json.dumps({"train": []}))
@@ -421,7 +422,8 @@ def test_blocks_need_two_folds_and_two_cases(tmp_path):
     two_folds = {**MMWHS, "split": {"kind": "blocks", "num_folds": 2}}
     d = _fake_mmwhs(tmp_path / "two", 2)
     dl = build_datalist(two_folds, str(d), fold=1)
-    assert ([Path(e["image"]).name for e in dl["validation"]], len(dl["training"])) == (["ct_train_1002_image.nii.gz"], 1)
+    assert [Path(e["image"]).name for e in dl["validation"]] == ["ct_train_1002_image.nii.gz"]
+    assert len(dl["training"]) == 1
     with pytest.raises(DatalistError, match=r"^num_folds=1: need at least 2 folds for a train/validation split$"):
         build_datalist({**MMWHS, "split": {"kind": "blocks", "num_folds": 1}}, str(d))
     with pytest.raises(DatalistError, match=r"^only 1 case\(s\) in mmwhs: need at least 2 to split$"):

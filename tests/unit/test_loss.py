@@ -166,3 +166,31 @@ def test_feature_l2_term_in_both_paths(fused):
     if fused:  # the fused path names the L2 terms for tracking
         assert float(loss.last_terms["l2_enc"]) == pytest.approx(float(l2_enc), rel=1e-5)
         assert float(loss.last_terms["l2_dec"]) == pytest.approx(float(l2_dec), rel=1e-5)
+
+
+def test_defaults_are_the_papers_and_start_empty():
+    """SPEC.md: DSD mode, every weight 1, T = 3, the teacher not detached, no feature L2."""
+    loss = DSDLoss()
+    assert (loss.mode, loss.lambda_ds, loss.alpha, loss.beta, loss.temperature) == ("dsd", 1.0, 1.0, 1.0, 3.0)
+    assert (loss.detach_teacher, loss.feature_l2, loss.last_terms) == (False, 0.0, {})
+    for name in ("lambda_ds", "alpha", "beta", "feature_l2"):
+        message = rf"^{name} must be >= 0, got -1 \(a negative weight would reward the term\)\.$"
+        with pytest.raises(ValueError, match=message):
+            DSDLoss(**{name: -1})
+
+
+def test_fused_dice_settings_default_to_monais_dicece():
+    """Keys the bundle leaves out take MONAI's DiceCELoss defaults (read from its signature, not restated)."""
+    import inspect
+
+    from dsd_components.fused_loss import DiceCEConfig
+
+    monai = inspect.signature(DiceCELoss).parameters
+    got = DiceCEConfig.from_kwargs({"to_onehot_y": True, "softmax": True})
+    assert got == DiceCEConfig(monai["include_background"].default, monai["lambda_dice"].default,
+                               monai["lambda_ce"].default, monai["smooth_nr"].default, monai["smooth_dr"].default,
+                               monai["batch"].default)
+    both = {"to_onehot_y": True, "softmax": True}
+    for unsupported in ({"to_onehot_y": True}, {"softmax": True}, {**both, "sigmoid": True},
+                        {**both, "reduction": "sum"}):
+        assert DiceCEConfig.from_kwargs(unsupported) is None, unsupported
