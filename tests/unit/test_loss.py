@@ -163,9 +163,8 @@ def test_feature_l2_term_in_both_paths(fused):
     enc, dec = out.encoders, out.decoders
     l2_enc, l2_dec = sum(F.mse_loss(s, enc[-1]) for s in enc[:-1]), sum(F.mse_loss(s, dec[0]) for s in dec[1:])
     assert torch.allclose(with_l2 - base, 1e-2 * (l2_enc + l2_dec), rtol=1e-4)
-    if fused:  # the fused path names the L2 terms for tracking
-        assert float(loss.last_terms["l2_enc"]) == pytest.approx(float(l2_enc), rel=1e-5)
-        assert float(loss.last_terms["l2_dec"]) == pytest.approx(float(l2_dec), rel=1e-5)
+    assert float(loss.last_terms["l2_enc"]) == pytest.approx(float(l2_enc), rel=1e-5)  # named for tracking
+    assert float(loss.last_terms["l2_dec"]) == pytest.approx(float(l2_dec), rel=1e-5)
 
 
 def test_defaults_are_the_papers_and_start_empty():
@@ -194,3 +193,26 @@ def test_fused_dice_settings_default_to_monais_dicece():
     for unsupported in ({"to_onehot_y": True}, {"softmax": True}, {**both, "sigmoid": True},
                         {**both, "reduction": "sum"}):
         assert DiceCEConfig.from_kwargs(unsupported) is None, unsupported
+
+
+def test_inputs_the_loss_accepts_and_the_heads_each_mode_needs():
+    """A plain tensor (the baseline network) through MONAI's DiceCE when not fused; a (main, encoders, decoders) tuple
+    as a DSDOutput; each mode asks for exactly the heads its terms use (modes from the reference's table)."""
+    from support.reference_loss import MODE_TERMS
+
+    out, label = _out(5)
+    dce = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True)
+    assert float(DSDLoss("basic", fused=False)(out.main, label)) == pytest.approx(float(dce(out.main, label)), rel=1e-6)
+    assert torch.equal(DSDLoss("dsd")(tuple(out), label), DSDLoss("dsd")(out, label))
+    bad = (out.decoders[0][..., :2],) + out.decoders[1:]
+    with pytest.raises(ValueError, match=r"^A decoder head output has shape \(2, 4, 6, 6, 2\), the main output "):
+        DSDLoss("dsd")(DSDOutput(out.main, out.encoders, bad), label)
+    for mode, (ds, enc_kl, dec_kl, _) in MODE_TERMS.items():
+        for lam, beta in ((1.0, 1.0), (0.0, 1.0), (1.0, 0.0)):
+            loss = DSDLoss(mode, lambda_ds=lam, beta=beta)
+            if (ds and lam) or (dec_kl and beta):
+                with pytest.raises(ValueError, match=rf"^dsd_mode='{mode}' needs decoder heads; build DSDNetwork with "
+                                                     r"the same mode\.$"):
+                    loss(DSDOutput(out.main, out.encoders, ()), label)
+            else:
+                assert torch.isfinite(loss(DSDOutput(out.main, out.encoders if enc_kl else (), ()), label)), mode
