@@ -127,7 +127,7 @@ def test_last_terms_name_each_term_for_tracking(fused):
 def test_weighted_terms_match_the_reference_gradients(mode):
     """Weights other than 1 (and 2, which scales a gradient by exactly two) reach the gradients of every head, in
     the fused and the composed path; float64, against autograd through the reference."""
-    lam, alpha, beta, T = 0.5, 2.0, 2.0, 1.5
+    lam, alpha, beta, T = 2.0, 0.5, 2.0, 1.5
     out, label = _out(3)
     leaves = [t.double().requires_grad_() for t in (out.main, *out.encoders, *out.decoders)]
     ref = reference_dsd_loss(leaves[0], leaves[1:1 + Z], leaves[1 + Z:], label, mode, lam, alpha, beta, T)
@@ -172,6 +172,7 @@ def test_defaults_are_the_papers_and_start_empty():
     loss = DSDLoss()
     assert (loss.mode, loss.lambda_ds, loss.alpha, loss.beta, loss.temperature) == ("dsd", 1.0, 1.0, 1.0, 3.0)
     assert (loss.detach_teacher, loss.feature_l2, loss.last_terms) == (False, 0.0, {})
+    assert DSDLoss(temperature=0.5).temperature == 0.5  # any T > 0 is a temperature
     for name in ("lambda_ds", "alpha", "beta", "feature_l2"):
         message = rf"^{name} must be >= 0, got -1 \(a negative weight would reward the term\)\.$"
         with pytest.raises(ValueError, match=message):
