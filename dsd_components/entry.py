@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from types import TracebackType
 
-from .errors import DSDUserError
+from .errors import DSDUserError, error_in_chain
 
 __all__ = ["bundle_root", "install_error_handler", "report_user_error", "user_error_in"]
 
@@ -44,13 +44,7 @@ def user_error_in(exc: BaseException | None) -> DSDUserError | None:
     """The :class:`DSDUserError` behind ``exc``, if any: MONAI's config parser wraps an exception raised while it
     evaluates an expression or instantiates a component in ``RuntimeError("Failed to evaluate ...")``, so the user's
     error is found along the ``__cause__`` / ``__context__`` chain."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, DSDUserError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return error_in_chain(exc, DSDUserError)
 
 
 def report_user_error(error: BaseException, stream=None) -> None:

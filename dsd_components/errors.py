@@ -8,8 +8,10 @@ Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 __all__ = ["DSDUserError", "DatalistError", "DatasetIntegrityError", "CheckpointError", "ConfigValueError",
-           "RunLockedError", "NonFiniteLossError", "RunNotFoundError"]
+           "RunLockedError", "NonFiniteLossError", "RunNotFoundError", "error_in_chain"]
 
 
 class DSDUserError(Exception):
@@ -49,3 +51,19 @@ class NonFiniteLossError(DSDUserError, FloatingPointError):
 
 class RunNotFoundError(DSDUserError, LookupError):
     """A training run asked for by name does not exist under ``models/runs/``; the message lists the runs."""
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def error_in_chain(exc: BaseException | None, kind: type[_E]) -> _E | None:
+    """The first exception of type ``kind`` along ``exc``'s ``__cause__`` / ``__context__`` chain (``exc`` itself
+    first), or ``None``. Wrappers hide the error that matters: MONAI's config parser raises
+    ``RuntimeError("Failed to evaluate ...")`` from a user's error, torch.save a ``RuntimeError`` from an OSError."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, error_in_chain
 
 __all__ = ["backbone_state_dict", "load_checkpoint", "export_backbone", "export_torchscript", "atomic_save",
            "atomic_write", "atomic_copy", "payload_bytes", "write_error"]
@@ -74,13 +74,7 @@ def backbone_state_dict(checkpoint: Mapping[str, torch.Tensor] | Mapping[str, Ma
 def _first_os_error(exc: BaseException | None) -> OSError | None:
     """The OSError behind ``exc``: torch.save reports a failed write as ``RuntimeError("... unexpected pos ...")``
     with the file system's OSError (ENOSPC, EACCES, ...) only as its context."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, OSError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return error_in_chain(exc, OSError)
 
 
 def payload_bytes(obj: object) -> int:
